@@ -101,6 +101,10 @@ class CancelledError(WastemlError):
     """The work was cancelled by the caller or by a ``Cancel*`` RPC (``CANCELLED``)."""
 
 
+class UnauthenticatedError(WastemlError):
+    """Missing or wrong bearer token (``UNAUTHENTICATED``)."""
+
+
 class InfeasibleProblemError(WastemlError):
     """A well-formed problem that has no feasible solution (``FAILED_PRECONDITION``).
 
@@ -120,6 +124,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (CancelledError, grpc.StatusCode.CANCELLED),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
 )
 
 

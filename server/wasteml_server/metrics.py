@@ -1,0 +1,42 @@
+"""Prometheus metrics of the orchestration server (prometheus-client).
+
+Labels are low-cardinality by design: gRPC service, method and status code, or a
+dependency/model name; never request or document ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+#: Latency buckets in seconds, from sub-millisecond inference to multi-minute solver jobs.
+LATENCY_BUCKETS_S = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)
+
+GRPC_REQUESTS = Counter(
+    "wasteml_grpc_requests_total",
+    "gRPC calls finished, by service, method and status code.",
+    ["service", "method", "code"],
+)
+GRPC_LATENCY = Histogram(
+    "wasteml_grpc_request_duration_seconds",
+    "Wall time of gRPC calls from handler start to the last message, seconds.",
+    ["service", "method"],
+    buckets=LATENCY_BUCKETS_S,
+)
+GRPC_IN_FLIGHT = Gauge(
+    "wasteml_grpc_requests_in_flight",
+    "gRPC calls being handled now.",
+    ["service", "method"],
+)
+DEPENDENCY_UP = Gauge(
+    "wasteml_dependency_up",
+    "1 when the last health check of a dependency (triton, database, milvus, solver_pool) passed.",
+    ["dependency"],
+)
+INFERENCE_LATENCY = Histogram(
+    "wasteml_inference_duration_seconds",
+    "Triton inference calls made by the server, seconds (client side, incl. network).",
+    ["model"],
+    buckets=LATENCY_BUCKETS_S,
+)
