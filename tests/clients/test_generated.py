@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import descriptor
+
 from wasteml.v1 import (
     admin_pb2,
     common_pb2,
@@ -188,6 +189,19 @@ def test_key_fields_have_the_specified_types() -> None:
         "SOLUTION_STATUS_INFEASIBLE",
         "SOLUTION_STATUS_NO_SOLUTION_IN_TIME",
     } <= statuses
+    # Replies of calls that depend on Triton, Milvus or the solver pool can say that a fallback
+    # served them (DESIGN.md error policy) instead of failing with UNAVAILABLE.
+    for reply in (
+        search_pb2.EmbedResponse,
+        search_pb2.IndexDocumentsResponse,
+        search_pb2.SearchResponse,
+        forecasting_pb2.PredictFillLevelResponse,
+        forecasting_pb2.ForecastDemandResponse,
+        routing_pb2.Solution,
+        planning_pb2.Plan,
+    ):
+        fallbacks = reply.DESCRIPTOR.fields_by_name["fallbacks"]
+        assert fallbacks.message_type.full_name == "wasteml.v1.FallbackNotice", reply
     stages = planning_pb2.PlanStage.keys()
     assert stages == [
         "PLAN_STAGE_UNSPECIFIED",

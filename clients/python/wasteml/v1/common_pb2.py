@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasteml/v1/common.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n\x08GeoPoint\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\"C\n\tGeoCircle\x12$\n\x06\x63\x65nter\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x10\n\x08radius_m\x18\x02 \x01(\x01\"d\n\x0eGeoBoundingBox\x12(\n\nsouth_west\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12(\n\nnorth_east\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\"i\n\tTimeRange\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x0c\x43\x61lendarDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"K\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasteml/v1/common.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"7\n\x08GeoPoint\x12\x14\n\x0clatitude_deg\x18\x01 \x01(\x01\x12\x15\n\rlongitude_deg\x18\x02 \x01(\x01\"C\n\tGeoCircle\x12$\n\x06\x63\x65nter\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x10\n\x08radius_m\x18\x02 \x01(\x01\"d\n\x0eGeoBoundingBox\x12(\n\nsouth_west\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12(\n\nnorth_east\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\"i\n\tTimeRange\x12.\n\nstart_time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x0c\x43\x61lendarDate\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\r\n\x05month\x18\x02 \x01(\x05\x12\x0b\n\x03\x64\x61y\x18\x03 \x01(\x05\")\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"G\n\x0e\x46\x61llbackNotice\x12\x12\n\ndependency\x18\x01 \x01(\t\x12\x11\n\tserved_by\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"K\n\x13\x46\x65\x61tureContribution\x12\x0f\n\x07\x66\x65\x61ture\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x14\n\x0c\x63ontribution\x18\x03 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CALENDARDATE']._serialized_end=463
   _globals['_MODELREF']._serialized_start=465
   _globals['_MODELREF']._serialized_end=506
-  _globals['_FEATURECONTRIBUTION']._serialized_start=508
-  _globals['_FEATURECONTRIBUTION']._serialized_end=583
+  _globals['_FALLBACKNOTICE']._serialized_start=508
+  _globals['_FALLBACKNOTICE']._serialized_end=579
+  _globals['_FEATURECONTRIBUTION']._serialized_start=581
+  _globals['_FEATURECONTRIBUTION']._serialized_end=656
 # @@protoc_insertion_point(module_scope)

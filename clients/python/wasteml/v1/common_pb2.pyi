@@ -200,6 +200,39 @@ class ModelRef(_message.Message):
 Global___ModelRef: _TypeAlias = ModelRef  # noqa: Y015
 
 @_typing.final
+class FallbackNotice(_message.Message):
+    """A note in a reply that a fallback served (part of) the call because a dependency was down or
+    slow. Per the API's error policy, a call that no fallback can serve fails with UNAVAILABLE
+    instead; a reply with a fallback notice succeeded, in a degraded way that it names here.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
+    SERVED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    dependency: _builtins.str
+    """The dependency that was not used, e.g. "triton", "milvus", "solver_pool"."""
+    served_by: _builtins.str
+    """What served the call instead, e.g. "in-process onnxruntime" or "ENGINE_ORTOOLS only"."""
+    reason: _builtins.str
+    """Why, e.g. "triton: UNAVAILABLE (connection refused)"."""
+    def __init__(
+        self,
+        *,
+        dependency: _builtins.str = ...,
+        served_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependency", b"dependency", "reason", b"reason", "served_by", b"served_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FallbackNotice: _TypeAlias = FallbackNotice  # noqa: Y015
+
+@_typing.final
 class FeatureContribution(_message.Message):
     """The contribution of one input feature to one prediction (SHAP values from LightGBM's
     `pred_contrib`), in the units of the model's output.

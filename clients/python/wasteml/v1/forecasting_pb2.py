@@ -26,39 +26,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from wasteml.v1 import common_pb2 as wasteml_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwasteml/v1/forecasting.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17wasteml/v1/common.proto\"N\n\x0b\x46illReading\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfill_fraction\x18\x02 \x01(\x01\"t\n\x12PredictionInterval\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\x12\x16\n\x0elower_quantile\x18\x03 \x01(\x01\x12\x16\n\x0eupper_quantile\x18\x04 \x01(\x01\x12\x10\n\x08\x63overage\x18\x05 \x01(\x01\"\xca\x01\n\x0c\x42inFillInput\x12\x0e\n\x06\x62in_id\x18\x01 \x01(\t\x12\x12\n\ncapacity_l\x18\x02 \x01(\x01\x12\x30\n\x0frecent_readings\x18\x03 \x03(\x0b\x32\x17.wasteml.v1.FillReading\x12\x33\n\x0flast_emptied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0btarget_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x02\n\x0e\x46illPrediction\x12\x0e\n\x06\x62in_id\x18\x01 \x01(\t\x12/\n\x0btarget_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfill_fraction\x18\x03 \x01(\x01\x12\x30\n\x08interval\x18\x04 \x01(\x0b\x32\x1e.wasteml.v1.PredictionInterval\x12\x1b\n\x0etime_to_full_s\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x36\n\rcontributions\x18\x06 \x03(\x0b\x32\x1f.wasteml.v1.FeatureContributionB\x11\n\x0f_time_to_full_s\"\x9c\x01\n\x17PredictFillLevelRequest\x12&\n\x04\x62ins\x18\x01 \x03(\x0b\x32\x18.wasteml.v1.BinFillInput\x12\x19\n\x11interval_coverage\x18\x02 \x01(\x01\x12\x19\n\x11top_contributions\x18\x03 \x01(\x05\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\"p\n\x18PredictFillLevelResponse\x12/\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1a.wasteml.v1.FillPrediction\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\">\n\x08SeriesId\x12&\n\x05grain\x18\x01 \x01(\x0e\x32\x17.wasteml.v1.SeriesGrain\x12\n\n\x02id\x18\x02 \x01(\t\"3\n\rQuantileValue\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\x10\n\x08value_kg\x18\x02 \x01(\x01\"\xaf\x01\n\rForecastPoint\x12&\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x18.wasteml.v1.CalendarDate\x12\x10\n\x08point_kg\x18\x02 \x01(\x01\x12,\n\tquantiles\x18\x03 \x03(\x0b\x32\x19.wasteml.v1.QuantileValue\x12\x36\n\rcontributions\x18\x04 \x03(\x0b\x32\x1f.wasteml.v1.FeatureContribution\"\xab\x01\n\x15\x46orecastDemandRequest\x12$\n\x06series\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.SeriesId\x12\x0f\n\x07horizon\x18\x02 \x01(\x05\x12\x11\n\tquantiles\x18\x03 \x03(\x01\x12-\n\x0cmodel_family\x18\x04 \x01(\x0e\x32\x17.wasteml.v1.DemandModel\x12\x19\n\x11top_contributions\x18\x05 \x01(\x05\"\xf2\x01\n\x16\x46orecastDemandResponse\x12$\n\x06series\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.SeriesId\x12)\n\x06points\x18\x02 \x03(\x0b\x32\x19.wasteml.v1.ForecastPoint\x12\x34\n\x12last_observed_date\x18\x03 \x01(\x0b\x32\x18.wasteml.v1.CalendarDate\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12,\n\x0einterval_model\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.ModelRef*o\n\x0bSeriesGrain\x12\x1c\n\x18SERIES_GRAIN_UNSPECIFIED\x10\x00\x12#\n\x1fSERIES_GRAIN_SERVICE_LINE_DAILY\x10\x01\x12\x1d\n\x19SERIES_GRAIN_ROUTE_WEEKLY\x10\x02*`\n\x0b\x44\x65mandModel\x12\x1c\n\x18\x44\x45MAND_MODEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45MAND_MODEL_LIGHTGBM\x10\x01\x12\x18\n\x14\x44\x45MAND_MODEL_PROPHET\x10\x02\x32\xc5\x01\n\x0b\x46orecasting\x12]\n\x10PredictFillLevel\x12#.wasteml.v1.PredictFillLevelRequest\x1a$.wasteml.v1.PredictFillLevelResponse\x12W\n\x0e\x46orecastDemand\x12!.wasteml.v1.ForecastDemandRequest\x1a\".wasteml.v1.ForecastDemandResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cwasteml/v1/forecasting.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17wasteml/v1/common.proto\"N\n\x0b\x46illReading\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfill_fraction\x18\x02 \x01(\x01\"t\n\x12PredictionInterval\x12\r\n\x05lower\x18\x01 \x01(\x01\x12\r\n\x05upper\x18\x02 \x01(\x01\x12\x16\n\x0elower_quantile\x18\x03 \x01(\x01\x12\x16\n\x0eupper_quantile\x18\x04 \x01(\x01\x12\x10\n\x08\x63overage\x18\x05 \x01(\x01\"\x8c\x02\n\x0c\x42inFillInput\x12\x0e\n\x06\x62in_id\x18\x01 \x01(\t\x12\x12\n\ncapacity_l\x18\x02 \x01(\x01\x12\x30\n\x0frecent_readings\x18\x03 \x03(\x0b\x32\x17.wasteml.v1.FillReading\x12\x33\n\x0flast_emptied_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0btarget_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x17prior_fill_rate_per_day\x18\x06 \x01(\x01H\x00\x88\x01\x01\x42\x1a\n\x18_prior_fill_rate_per_day\"\x82\x02\n\x0e\x46illPrediction\x12\x0e\n\x06\x62in_id\x18\x01 \x01(\t\x12/\n\x0btarget_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfill_fraction\x18\x03 \x01(\x01\x12\x30\n\x08interval\x18\x04 \x01(\x0b\x32\x1e.wasteml.v1.PredictionInterval\x12\x1b\n\x0etime_to_full_s\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x36\n\rcontributions\x18\x06 \x03(\x0b\x32\x1f.wasteml.v1.FeatureContributionB\x11\n\x0f_time_to_full_s\"\x9c\x01\n\x17PredictFillLevelRequest\x12&\n\x04\x62ins\x18\x01 \x03(\x0b\x32\x18.wasteml.v1.BinFillInput\x12\x19\n\x11interval_coverage\x18\x02 \x01(\x01\x12\x19\n\x11top_contributions\x18\x03 \x01(\x05\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\"\x9f\x01\n\x18PredictFillLevelResponse\x12/\n\x0bpredictions\x18\x01 \x03(\x0b\x32\x1a.wasteml.v1.FillPrediction\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12-\n\tfallbacks\x18\x03 \x03(\x0b\x32\x1a.wasteml.v1.FallbackNotice\">\n\x08SeriesId\x12&\n\x05grain\x18\x01 \x01(\x0e\x32\x17.wasteml.v1.SeriesGrain\x12\n\n\x02id\x18\x02 \x01(\t\"3\n\rQuantileValue\x12\x10\n\x08quantile\x18\x01 \x01(\x01\x12\x10\n\x08value_kg\x18\x02 \x01(\x01\"\xaf\x01\n\rForecastPoint\x12&\n\x04\x64\x61te\x18\x01 \x01(\x0b\x32\x18.wasteml.v1.CalendarDate\x12\x10\n\x08point_kg\x18\x02 \x01(\x01\x12,\n\tquantiles\x18\x03 \x03(\x0b\x32\x19.wasteml.v1.QuantileValue\x12\x36\n\rcontributions\x18\x04 \x03(\x0b\x32\x1f.wasteml.v1.FeatureContribution\"\x83\x02\n\x15\x46orecastDemandRequest\x12$\n\x06series\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.SeriesId\x12\x0f\n\x07horizon\x18\x02 \x01(\x05\x12\x11\n\tquantiles\x18\x03 \x03(\x01\x12-\n\x0cmodel_family\x18\x04 \x01(\x0e\x32\x17.wasteml.v1.DemandModel\x12\x19\n\x11top_contributions\x18\x05 \x01(\x05\x12#\n\x05model\x18\x06 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12\x31\n\x0f\x66orecast_origin\x18\x07 \x01(\x0b\x32\x18.wasteml.v1.CalendarDate\"\xa1\x02\n\x16\x46orecastDemandResponse\x12$\n\x06series\x18\x01 \x01(\x0b\x32\x14.wasteml.v1.SeriesId\x12)\n\x06points\x18\x02 \x03(\x0b\x32\x19.wasteml.v1.ForecastPoint\x12\x34\n\x12last_observed_date\x18\x03 \x01(\x0b\x32\x18.wasteml.v1.CalendarDate\x12#\n\x05model\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12,\n\x0einterval_model\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12-\n\tfallbacks\x18\x06 \x03(\x0b\x32\x1a.wasteml.v1.FallbackNotice*o\n\x0bSeriesGrain\x12\x1c\n\x18SERIES_GRAIN_UNSPECIFIED\x10\x00\x12#\n\x1fSERIES_GRAIN_SERVICE_LINE_DAILY\x10\x01\x12\x1d\n\x19SERIES_GRAIN_ROUTE_WEEKLY\x10\x02*`\n\x0b\x44\x65mandModel\x12\x1c\n\x18\x44\x45MAND_MODEL_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45MAND_MODEL_LIGHTGBM\x10\x01\x12\x18\n\x14\x44\x45MAND_MODEL_PROPHET\x10\x02\x32\xc5\x01\n\x0b\x46orecasting\x12]\n\x10PredictFillLevel\x12#.wasteml.v1.PredictFillLevelRequest\x1a$.wasteml.v1.PredictFillLevelResponse\x12W\n\x0e\x46orecastDemand\x12!.wasteml.v1.ForecastDemandRequest\x1a\".wasteml.v1.ForecastDemandResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'wasteml.v1.forecasting_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SERIESGRAIN']._serialized_start=1753
-  _globals['_SERIESGRAIN']._serialized_end=1864
-  _globals['_DEMANDMODEL']._serialized_start=1866
-  _globals['_DEMANDMODEL']._serialized_end=1962
+  _globals['_SERIESGRAIN']._serialized_start=2002
+  _globals['_SERIESGRAIN']._serialized_end=2113
+  _globals['_DEMANDMODEL']._serialized_start=2115
+  _globals['_DEMANDMODEL']._serialized_end=2211
   _globals['_FILLREADING']._serialized_start=102
   _globals['_FILLREADING']._serialized_end=180
   _globals['_PREDICTIONINTERVAL']._serialized_start=182
   _globals['_PREDICTIONINTERVAL']._serialized_end=298
   _globals['_BINFILLINPUT']._serialized_start=301
-  _globals['_BINFILLINPUT']._serialized_end=503
-  _globals['_FILLPREDICTION']._serialized_start=506
-  _globals['_FILLPREDICTION']._serialized_end=764
-  _globals['_PREDICTFILLLEVELREQUEST']._serialized_start=767
-  _globals['_PREDICTFILLLEVELREQUEST']._serialized_end=923
-  _globals['_PREDICTFILLLEVELRESPONSE']._serialized_start=925
-  _globals['_PREDICTFILLLEVELRESPONSE']._serialized_end=1037
-  _globals['_SERIESID']._serialized_start=1039
-  _globals['_SERIESID']._serialized_end=1101
-  _globals['_QUANTILEVALUE']._serialized_start=1103
-  _globals['_QUANTILEVALUE']._serialized_end=1154
-  _globals['_FORECASTPOINT']._serialized_start=1157
-  _globals['_FORECASTPOINT']._serialized_end=1332
-  _globals['_FORECASTDEMANDREQUEST']._serialized_start=1335
-  _globals['_FORECASTDEMANDREQUEST']._serialized_end=1506
-  _globals['_FORECASTDEMANDRESPONSE']._serialized_start=1509
-  _globals['_FORECASTDEMANDRESPONSE']._serialized_end=1751
-  _globals['_FORECASTING']._serialized_start=1965
-  _globals['_FORECASTING']._serialized_end=2162
+  _globals['_BINFILLINPUT']._serialized_end=569
+  _globals['_FILLPREDICTION']._serialized_start=572
+  _globals['_FILLPREDICTION']._serialized_end=830
+  _globals['_PREDICTFILLLEVELREQUEST']._serialized_start=833
+  _globals['_PREDICTFILLLEVELREQUEST']._serialized_end=989
+  _globals['_PREDICTFILLLEVELRESPONSE']._serialized_start=992
+  _globals['_PREDICTFILLLEVELRESPONSE']._serialized_end=1151
+  _globals['_SERIESID']._serialized_start=1153
+  _globals['_SERIESID']._serialized_end=1215
+  _globals['_QUANTILEVALUE']._serialized_start=1217
+  _globals['_QUANTILEVALUE']._serialized_end=1268
+  _globals['_FORECASTPOINT']._serialized_start=1271
+  _globals['_FORECASTPOINT']._serialized_end=1446
+  _globals['_FORECASTDEMANDREQUEST']._serialized_start=1449
+  _globals['_FORECASTDEMANDREQUEST']._serialized_end=1708
+  _globals['_FORECASTDEMANDRESPONSE']._serialized_start=1711
+  _globals['_FORECASTDEMANDRESPONSE']._serialized_end=2000
+  _globals['_FORECASTING']._serialized_start=2214
+  _globals['_FORECASTING']._serialized_end=2411
 # @@protoc_insertion_point(module_scope)

@@ -156,10 +156,15 @@ class BinFillInput(_message.Message):
     RECENT_READINGS_FIELD_NUMBER: _builtins.int
     LAST_EMPTIED_AT_FIELD_NUMBER: _builtins.int
     TARGET_TIME_FIELD_NUMBER: _builtins.int
+    PRIOR_FILL_RATE_PER_DAY_FIELD_NUMBER: _builtins.int
     bin_id: _builtins.str
     """Caller's bin id, echoed in the prediction, e.g. "Bangwe_inorganic_1"."""
     capacity_l: _builtins.float
     """Bin capacity in litres, > 0 (a Blantyre skip holds 7 m3 = 7000 l)."""
+    prior_fill_rate_per_day: _builtins.float
+    """An external estimate of the bin's filling rate, fraction of capacity per day, >= 0 (e.g. the
+    Blantyre study's per-skip Q1 estimate); unset means unknown.
+    """
     @_builtins.property
     def recent_readings(self) -> _containers.RepeatedCompositeFieldContainer[Global___FillReading]:
         """Recent readings, oldest first, at least one; the last is the current state."""
@@ -182,12 +187,15 @@ class BinFillInput(_message.Message):
         recent_readings: _abc.Iterable[Global___FillReading] | None = ...,
         last_emptied_at: _timestamp_pb2.Timestamp | None = ...,
         target_time: _timestamp_pb2.Timestamp | None = ...,
+        prior_fill_rate_per_day: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["last_emptied_at", b"last_emptied_at", "target_time", b"target_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_prior_fill_rate_per_day", b"_prior_fill_rate_per_day", "last_emptied_at", b"last_emptied_at", "prior_fill_rate_per_day", b"prior_fill_rate_per_day", "target_time", b"target_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bin_id", b"bin_id", "capacity_l", b"capacity_l", "last_emptied_at", b"last_emptied_at", "recent_readings", b"recent_readings", "target_time", b"target_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_prior_fill_rate_per_day", b"_prior_fill_rate_per_day", "bin_id", b"bin_id", "capacity_l", b"capacity_l", "last_emptied_at", b"last_emptied_at", "prior_fill_rate_per_day", b"prior_fill_rate_per_day", "recent_readings", b"recent_readings", "target_time", b"target_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__prior_fill_rate_per_day: _TypeAlias = _typing.Literal["prior_fill_rate_per_day"]  # noqa: Y015
+    _WhichOneofArgType__prior_fill_rate_per_day: _TypeAlias = _typing.Literal["_prior_fill_rate_per_day", b"_prior_fill_rate_per_day"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prior_fill_rate_per_day) -> _WhichOneofReturnType__prior_fill_rate_per_day | None: ...
 
 Global___BinFillInput: _TypeAlias = BinFillInput  # noqa: Y015
 
@@ -291,6 +299,7 @@ class PredictFillLevelResponse(_message.Message):
 
     PREDICTIONS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def predictions(self) -> _containers.RepeatedCompositeFieldContainer[Global___FillPrediction]:
         """One prediction per requested bin, in request order."""
@@ -299,15 +308,20 @@ class PredictFillLevelResponse(_message.Message):
     def model(self) -> _common_pb2.ModelRef:
         """Model name and version that produced the predictions."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served the call (e.g. the in-process model while Triton was down)."""
+
     def __init__(
         self,
         *,
         predictions: _abc.Iterable[Global___FillPrediction] | None = ...,
         model: _common_pb2.ModelRef | None = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "predictions", b"predictions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallbacks", b"fallbacks", "model", b"model", "predictions", b"predictions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -418,6 +432,8 @@ class ForecastDemandRequest(_message.Message):
     QUANTILES_FIELD_NUMBER: _builtins.int
     MODEL_FAMILY_FIELD_NUMBER: _builtins.int
     TOP_CONTRIBUTIONS_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    FORECAST_ORIGIN_FIELD_NUMBER: _builtins.int
     horizon: _builtins.int
     """Number of steps after the last observed period: 1..56 days (daily) or 1..8 weeks (weekly)."""
     model_family: Global___DemandModel.ValueType
@@ -432,6 +448,16 @@ class ForecastDemandRequest(_message.Message):
     def quantiles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Quantile levels wanted, each in (0, 1), e.g. [0.1, 0.5, 0.9]; empty means none."""
 
+    @_builtins.property
+    def model(self) -> _common_pb2.ModelRef:
+        """Point-forecast model to use; unset means the default model of the grain, latest ready version."""
+
+    @_builtins.property
+    def forecast_origin(self) -> _common_pb2.CalendarDate:
+        """Last observed period to forecast from (a backtest origin); unset means the last period of
+        the data the server holds. Must lie within that data.
+        """
+
     def __init__(
         self,
         *,
@@ -440,10 +466,12 @@ class ForecastDemandRequest(_message.Message):
         quantiles: _abc.Iterable[_builtins.float] | None = ...,
         model_family: Global___DemandModel.ValueType = ...,
         top_contributions: _builtins.int = ...,
+        model: _common_pb2.ModelRef | None = ...,
+        forecast_origin: _common_pb2.CalendarDate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["series", b"series"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["forecast_origin", b"forecast_origin", "model", b"model", "series", b"series"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["horizon", b"horizon", "model_family", b"model_family", "quantiles", b"quantiles", "series", b"series", "top_contributions", b"top_contributions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["forecast_origin", b"forecast_origin", "horizon", b"horizon", "model", b"model", "model_family", b"model_family", "quantiles", b"quantiles", "series", b"series", "top_contributions", b"top_contributions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -460,6 +488,7 @@ class ForecastDemandResponse(_message.Message):
     LAST_OBSERVED_DATE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     INTERVAL_MODEL_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def series(self) -> Global___SeriesId:
         """The series forecast."""
@@ -480,6 +509,10 @@ class ForecastDemandResponse(_message.Message):
     def interval_model(self) -> _common_pb2.ModelRef:
         """Model (name, version) that produced the quantiles; unset when no quantiles were asked."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served the call."""
+
     def __init__(
         self,
         *,
@@ -488,10 +521,11 @@ class ForecastDemandResponse(_message.Message):
         last_observed_date: _common_pb2.CalendarDate | None = ...,
         model: _common_pb2.ModelRef | None = ...,
         interval_model: _common_pb2.ModelRef | None = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["interval_model", b"interval_model", "last_observed_date", b"last_observed_date", "model", b"model", "series", b"series"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval_model", b"interval_model", "last_observed_date", b"last_observed_date", "model", b"model", "points", b"points", "series", b"series"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fallbacks", b"fallbacks", "interval_model", b"interval_model", "last_observed_date", b"last_observed_date", "model", b"model", "points", b"points", "series", b"series"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -133,6 +133,7 @@ class PlanBin(_message.Message):
     DEMAND_FIELD_NUMBER: _builtins.int
     SERVICE_DURATION_S_FIELD_NUMBER: _builtins.int
     TIME_WINDOWS_FIELD_NUMBER: _builtins.int
+    PRIOR_FILL_RATE_PER_DAY_FIELD_NUMBER: _builtins.int
     bin_id: _builtins.str
     """Caller's bin id, e.g. "Bangwe_inorganic_1"."""
     location_index: _builtins.int
@@ -141,6 +142,10 @@ class PlanBin(_message.Message):
     """Capacity in litres, > 0."""
     service_duration_s: _builtins.float
     """Time to service the bin (lift or empty it), seconds, >= 0."""
+    prior_fill_rate_per_day: _builtins.float
+    """An external estimate of the bin's filling rate, fraction of capacity per day, >= 0 (e.g. the
+    Blantyre study's per-skip Q1 estimate); unset means unknown.
+    """
     @_builtins.property
     def location(self) -> _common_pb2.GeoPoint:
         """Location (also used for the complaint search)."""
@@ -177,14 +182,20 @@ class PlanBin(_message.Message):
         demand: _abc.Iterable[_builtins.int] | None = ...,
         service_duration_s: _builtins.float = ...,
         time_windows: _abc.Iterable[_routing_pb2.TimeWindow] | None = ...,
+        prior_fill_rate_per_day: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_location_index", b"_location_index", "last_emptied_at", b"last_emptied_at", "location", b"location", "location_index", b"location_index"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_location_index", b"_location_index", "_prior_fill_rate_per_day", b"_prior_fill_rate_per_day", "last_emptied_at", b"last_emptied_at", "location", b"location", "location_index", b"location_index", "prior_fill_rate_per_day", b"prior_fill_rate_per_day"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_location_index", b"_location_index", "bin_id", b"bin_id", "capacity_l", b"capacity_l", "demand", b"demand", "last_emptied_at", b"last_emptied_at", "location", b"location", "location_index", b"location_index", "recent_readings", b"recent_readings", "service_duration_s", b"service_duration_s", "time_windows", b"time_windows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_location_index", b"_location_index", "_prior_fill_rate_per_day", b"_prior_fill_rate_per_day", "bin_id", b"bin_id", "capacity_l", b"capacity_l", "demand", b"demand", "last_emptied_at", b"last_emptied_at", "location", b"location", "location_index", b"location_index", "prior_fill_rate_per_day", b"prior_fill_rate_per_day", "recent_readings", b"recent_readings", "service_duration_s", b"service_duration_s", "time_windows", b"time_windows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__location_index: _TypeAlias = _typing.Literal["location_index"]  # noqa: Y015
     _WhichOneofArgType__location_index: _TypeAlias = _typing.Literal["_location_index", b"_location_index"]  # noqa: Y015
+    _WhichOneofReturnType__prior_fill_rate_per_day: _TypeAlias = _typing.Literal["prior_fill_rate_per_day"]  # noqa: Y015
+    _WhichOneofArgType__prior_fill_rate_per_day: _TypeAlias = _typing.Literal["_prior_fill_rate_per_day", b"_prior_fill_rate_per_day"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__location_index) -> _WhichOneofReturnType__location_index | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__prior_fill_rate_per_day) -> _WhichOneofReturnType__prior_fill_rate_per_day | None: ...
 
 Global___PlanBin: _TypeAlias = PlanBin  # noqa: Y015
 
@@ -677,6 +688,7 @@ class Plan(_message.Message):
     TOTALS_FIELD_NUMBER: _builtins.int
     MODELS_USED_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     plan_id: _builtins.str
     """Server-assigned plan id (persisted)."""
     status: _routing_pb2.SolutionStatus.ValueType
@@ -707,6 +719,10 @@ class Plan(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When the plan was created."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a stage was served by a fallback (e.g. complaints skipped while Milvus was down)."""
+
     def __init__(
         self,
         *,
@@ -719,10 +735,11 @@ class Plan(_message.Message):
         totals: Global___PlanTotals | None = ...,
         models_used: _abc.Iterable[_common_pb2.ModelRef] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "service_date", b"service_date", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine", b"engine", "models_used", b"models_used", "plan_id", b"plan_id", "routes", b"routes", "service_date", b"service_date", "status", b"status", "totals", b"totals", "unserved_bins", b"unserved_bins"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "engine", b"engine", "fallbacks", b"fallbacks", "models_used", b"models_used", "plan_id", b"plan_id", "routes", b"routes", "service_date", b"service_date", "status", b"status", "totals", b"totals", "unserved_bins", b"unserved_bins"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1057,6 +1057,7 @@ class Solution(_message.Message):
     SOLVE_TIME_S_FIELD_NUMBER: _builtins.int
     TIME_TO_FIRST_FEASIBLE_S_FIELD_NUMBER: _builtins.int
     ENGINE_RUNS_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     status: Global___SolutionStatus.ValueType
     """Outcome."""
     engine: Global___Engine.ValueType
@@ -1085,6 +1086,10 @@ class Solution(_message.Message):
     def engine_runs(self) -> _containers.RepeatedCompositeFieldContainer[Global___EngineRun]:
         """Per-engine results (one for a single engine, two for the portfolio)."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served the call (e.g. the portfolio ran one engine only)."""
+
     def __init__(
         self,
         *,
@@ -1097,10 +1102,11 @@ class Solution(_message.Message):
         solve_time_s: _builtins.float = ...,
         time_to_first_feasible_s: _builtins.float | None = ...,
         engine_runs: _abc.Iterable[Global___EngineRun] | None = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_time_to_first_feasible_s", b"_time_to_first_feasible_s", "objective", b"objective", "time_to_first_feasible_s", b"time_to_first_feasible_s"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_time_to_first_feasible_s", b"_time_to_first_feasible_s", "engine", b"engine", "engine_runs", b"engine_runs", "infeasibility_reasons", b"infeasibility_reasons", "objective", b"objective", "routes", b"routes", "solve_time_s", b"solve_time_s", "status", b"status", "time_to_first_feasible_s", b"time_to_first_feasible_s", "unassigned_stops", b"unassigned_stops"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_time_to_first_feasible_s", b"_time_to_first_feasible_s", "engine", b"engine", "engine_runs", b"engine_runs", "fallbacks", b"fallbacks", "infeasibility_reasons", b"infeasibility_reasons", "objective", b"objective", "routes", b"routes", "solve_time_s", b"solve_time_s", "status", b"status", "time_to_first_feasible_s", b"time_to_first_feasible_s", "unassigned_stops", b"unassigned_stops"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__time_to_first_feasible_s: _TypeAlias = _typing.Literal["time_to_first_feasible_s"]  # noqa: Y015
     _WhichOneofArgType__time_to_first_feasible_s: _TypeAlias = _typing.Literal["_time_to_first_feasible_s", b"_time_to_first_feasible_s"]  # noqa: Y015

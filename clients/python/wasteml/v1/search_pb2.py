@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from wasteml.v1 import common_pb2 as wasteml_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasteml/v1/search.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17wasteml/v1/common.proto\"\xbe\x01\n\x0eSearchDocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12&\n\x08location\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x1c\n\x14location_approximate\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\t\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"B\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\"r\n\rEmbedResponse\x12)\n\nembeddings\x18\x01 \x03(\x0b\x32\x15.wasteml.v1.Embedding\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12\x11\n\tdimension\x18\x03 \x01(\x05\"Z\n\x15IndexDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12-\n\tdocuments\x18\x02 \x03(\x0b\x32\x1a.wasteml.v1.SearchDocument\"\xa2\x01\n\x16IndexDocumentsResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x1a\n\x12\x64ocuments_received\x18\x02 \x01(\x03\x12\x1a\n\x12\x64ocuments_upserted\x18\x03 \x01(\x03\x12\x17\n\x0f\x63ollection_size\x18\x04 \x01(\x03\x12#\n\x05model\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\"\xe4\x01\n\rSearchFilters\x12\r\n\x05kinds\x18\x01 \x03(\t\x12)\n\ncreated_at\x18\x02 \x01(\x0b\x32\x15.wasteml.v1.TimeRange\x12\'\n\x06radius\x18\x03 \x01(\x0b\x32\x15.wasteml.v1.GeoCircleH\x00\x12\x32\n\x0c\x62ounding_box\x18\x04 \x01(\x0b\x32\x1a.wasteml.v1.GeoBoundingBoxH\x00\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x0f\n\x07sources\x18\x06 \x03(\tB\x05\n\x03geoB\x0c\n\n_min_score\"m\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12*\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x19.wasteml.v1.SearchFilters\"\xf0\x01\n\tSearchHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12&\n\x08location\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x1c\n\x14location_approximate\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x17\n\ndistance_m\x18\t \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_distance_m\"n\n\x0eSearchResponse\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.wasteml.v1.SearchHit\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12\x12\n\ncollection\x18\x03 \x01(\t\"9\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"0\n\x17\x44\x65leteDocumentsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03\"/\n\x19GetCollectionStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\xef\x02\n\x1aGetCollectionStatsResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x12\n\nindex_type\x18\x04 \x01(\t\x12\x13\n\x0bmetric_type\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x19\n\x11\x63onsistency_level\x18\x07 \x01(\t\x12V\n\x11\x64ocuments_by_kind\x18\x08 \x03(\x0b\x32;.wasteml.v1.GetCollectionStatsResponse.DocumentsByKindEntry\x12-\n\x0f\x65mbedding_model\x18\t \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x1a\x36\n\x14\x44ocumentsByKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xab\x03\n\x0eSemanticSearch\x12<\n\x05\x45mbed\x12\x18.wasteml.v1.EmbedRequest\x1a\x19.wasteml.v1.EmbedResponse\x12Y\n\x0eIndexDocuments\x12!.wasteml.v1.IndexDocumentsRequest\x1a\".wasteml.v1.IndexDocumentsResponse(\x01\x12?\n\x06Search\x12\x19.wasteml.v1.SearchRequest\x1a\x1a.wasteml.v1.SearchResponse\x12Z\n\x0f\x44\x65leteDocuments\x12\".wasteml.v1.DeleteDocumentsRequest\x1a#.wasteml.v1.DeleteDocumentsResponse\x12\x63\n\x12GetCollectionStats\x12%.wasteml.v1.GetCollectionStatsRequest\x1a&.wasteml.v1.GetCollectionStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17wasteml/v1/search.proto\x12\nwasteml.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17wasteml/v1/common.proto\"\xbe\x01\n\x0eSearchDocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12&\n\x08location\x18\x04 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x1c\n\x14location_approximate\x18\x05 \x01(\x08\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x07 \x01(\t\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"B\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\"\xa1\x01\n\rEmbedResponse\x12)\n\nembeddings\x18\x01 \x03(\x0b\x32\x15.wasteml.v1.Embedding\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12-\n\tfallbacks\x18\x04 \x03(\x0b\x32\x1a.wasteml.v1.FallbackNotice\"Z\n\x15IndexDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12-\n\tdocuments\x18\x02 \x03(\x0b\x32\x1a.wasteml.v1.SearchDocument\"\xd1\x01\n\x16IndexDocumentsResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x1a\n\x12\x64ocuments_received\x18\x02 \x01(\x03\x12\x1a\n\x12\x64ocuments_upserted\x18\x03 \x01(\x03\x12\x17\n\x0f\x63ollection_size\x18\x04 \x01(\x03\x12#\n\x05model\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12-\n\tfallbacks\x18\x06 \x03(\x0b\x32\x1a.wasteml.v1.FallbackNotice\"\xe4\x01\n\rSearchFilters\x12\r\n\x05kinds\x18\x01 \x03(\t\x12)\n\ncreated_at\x18\x02 \x01(\x0b\x32\x15.wasteml.v1.TimeRange\x12\'\n\x06radius\x18\x03 \x01(\x0b\x32\x15.wasteml.v1.GeoCircleH\x00\x12\x32\n\x0c\x62ounding_box\x18\x04 \x01(\x0b\x32\x1a.wasteml.v1.GeoBoundingBoxH\x00\x12\x16\n\tmin_score\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x0f\n\x07sources\x18\x06 \x03(\tB\x05\n\x03geoB\x0c\n\n_min_score\"m\n\rSearchRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12*\n\x07\x66ilters\x18\x04 \x01(\x0b\x32\x19.wasteml.v1.SearchFilters\"\xf0\x01\n\tSearchHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12&\n\x08location\x18\x05 \x01(\x0b\x32\x14.wasteml.v1.GeoPoint\x12\x1c\n\x14location_approximate\x18\x06 \x01(\x08\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x17\n\ndistance_m\x18\t \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_distance_m\"\x9d\x01\n\x0eSearchResponse\x12#\n\x04hits\x18\x01 \x03(\x0b\x32\x15.wasteml.v1.SearchHit\x12#\n\x05model\x18\x02 \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x12\x12\n\ncollection\x18\x03 \x01(\t\x12-\n\tfallbacks\x18\x04 \x03(\x0b\x32\x1a.wasteml.v1.FallbackNotice\"9\n\x16\x44\x65leteDocumentsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\"0\n\x17\x44\x65leteDocumentsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x03\"/\n\x19GetCollectionStatsRequest\x12\x12\n\ncollection\x18\x01 \x01(\t\"\xef\x02\n\x1aGetCollectionStatsResponse\x12\x12\n\ncollection\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x03\x12\x11\n\tdimension\x18\x03 \x01(\x05\x12\x12\n\nindex_type\x18\x04 \x01(\t\x12\x13\n\x0bmetric_type\x18\x05 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x06 \x01(\t\x12\x19\n\x11\x63onsistency_level\x18\x07 \x01(\t\x12V\n\x11\x64ocuments_by_kind\x18\x08 \x03(\x0b\x32;.wasteml.v1.GetCollectionStatsResponse.DocumentsByKindEntry\x12-\n\x0f\x65mbedding_model\x18\t \x01(\x0b\x32\x14.wasteml.v1.ModelRef\x1a\x36\n\x14\x44ocumentsByKindEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xab\x03\n\x0eSemanticSearch\x12<\n\x05\x45mbed\x12\x18.wasteml.v1.EmbedRequest\x1a\x19.wasteml.v1.EmbedResponse\x12Y\n\x0eIndexDocuments\x12!.wasteml.v1.IndexDocumentsRequest\x1a\".wasteml.v1.IndexDocumentsResponse(\x01\x12?\n\x06Search\x12\x19.wasteml.v1.SearchRequest\x1a\x1a.wasteml.v1.SearchResponse\x12Z\n\x0f\x44\x65leteDocuments\x12\".wasteml.v1.DeleteDocumentsRequest\x1a#.wasteml.v1.DeleteDocumentsResponse\x12\x63\n\x12GetCollectionStats\x12%.wasteml.v1.GetCollectionStatsRequest\x1a&.wasteml.v1.GetCollectionStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,30 +41,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDING']._serialized_end=357
   _globals['_EMBEDREQUEST']._serialized_start=359
   _globals['_EMBEDREQUEST']._serialized_end=425
-  _globals['_EMBEDRESPONSE']._serialized_start=427
-  _globals['_EMBEDRESPONSE']._serialized_end=541
-  _globals['_INDEXDOCUMENTSREQUEST']._serialized_start=543
-  _globals['_INDEXDOCUMENTSREQUEST']._serialized_end=633
-  _globals['_INDEXDOCUMENTSRESPONSE']._serialized_start=636
-  _globals['_INDEXDOCUMENTSRESPONSE']._serialized_end=798
-  _globals['_SEARCHFILTERS']._serialized_start=801
-  _globals['_SEARCHFILTERS']._serialized_end=1029
-  _globals['_SEARCHREQUEST']._serialized_start=1031
-  _globals['_SEARCHREQUEST']._serialized_end=1140
-  _globals['_SEARCHHIT']._serialized_start=1143
-  _globals['_SEARCHHIT']._serialized_end=1383
-  _globals['_SEARCHRESPONSE']._serialized_start=1385
-  _globals['_SEARCHRESPONSE']._serialized_end=1495
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1497
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1554
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1556
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1604
-  _globals['_GETCOLLECTIONSTATSREQUEST']._serialized_start=1606
-  _globals['_GETCOLLECTIONSTATSREQUEST']._serialized_end=1653
-  _globals['_GETCOLLECTIONSTATSRESPONSE']._serialized_start=1656
-  _globals['_GETCOLLECTIONSTATSRESPONSE']._serialized_end=2023
-  _globals['_GETCOLLECTIONSTATSRESPONSE_DOCUMENTSBYKINDENTRY']._serialized_start=1969
-  _globals['_GETCOLLECTIONSTATSRESPONSE_DOCUMENTSBYKINDENTRY']._serialized_end=2023
-  _globals['_SEMANTICSEARCH']._serialized_start=2026
-  _globals['_SEMANTICSEARCH']._serialized_end=2453
+  _globals['_EMBEDRESPONSE']._serialized_start=428
+  _globals['_EMBEDRESPONSE']._serialized_end=589
+  _globals['_INDEXDOCUMENTSREQUEST']._serialized_start=591
+  _globals['_INDEXDOCUMENTSREQUEST']._serialized_end=681
+  _globals['_INDEXDOCUMENTSRESPONSE']._serialized_start=684
+  _globals['_INDEXDOCUMENTSRESPONSE']._serialized_end=893
+  _globals['_SEARCHFILTERS']._serialized_start=896
+  _globals['_SEARCHFILTERS']._serialized_end=1124
+  _globals['_SEARCHREQUEST']._serialized_start=1126
+  _globals['_SEARCHREQUEST']._serialized_end=1235
+  _globals['_SEARCHHIT']._serialized_start=1238
+  _globals['_SEARCHHIT']._serialized_end=1478
+  _globals['_SEARCHRESPONSE']._serialized_start=1481
+  _globals['_SEARCHRESPONSE']._serialized_end=1638
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1640
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1697
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1699
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1747
+  _globals['_GETCOLLECTIONSTATSREQUEST']._serialized_start=1749
+  _globals['_GETCOLLECTIONSTATSREQUEST']._serialized_end=1796
+  _globals['_GETCOLLECTIONSTATSRESPONSE']._serialized_start=1799
+  _globals['_GETCOLLECTIONSTATSRESPONSE']._serialized_end=2166
+  _globals['_GETCOLLECTIONSTATSRESPONSE_DOCUMENTSBYKINDENTRY']._serialized_start=2112
+  _globals['_GETCOLLECTIONSTATSRESPONSE_DOCUMENTSBYKINDENTRY']._serialized_end=2166
+  _globals['_SEMANTICSEARCH']._serialized_start=2169
+  _globals['_SEMANTICSEARCH']._serialized_end=2596
 # @@protoc_insertion_point(module_scope)

@@ -148,6 +148,7 @@ class EmbedResponse(_message.Message):
     EMBEDDINGS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     DIMENSION_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     dimension: _builtins.int
     """Vector dimension (384 for all-MiniLM-L6-v2)."""
     @_builtins.property
@@ -158,16 +159,21 @@ class EmbedResponse(_message.Message):
     def model(self) -> _common_pb2.ModelRef:
         """The encoder name and version that produced the embeddings."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served the call (e.g. in-process ONNX Runtime while Triton was down)."""
+
     def __init__(
         self,
         *,
         embeddings: _abc.Iterable[Global___Embedding] | None = ...,
         model: _common_pb2.ModelRef | None = ...,
         dimension: _builtins.int = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "embeddings", b"embeddings", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimension", b"dimension", "embeddings", b"embeddings", "fallbacks", b"fallbacks", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -216,6 +222,7 @@ class IndexDocumentsResponse(_message.Message):
     DOCUMENTS_UPSERTED_FIELD_NUMBER: _builtins.int
     COLLECTION_SIZE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """The collection written to."""
     documents_received: _builtins.int
@@ -228,6 +235,10 @@ class IndexDocumentsResponse(_message.Message):
     def model(self) -> _common_pb2.ModelRef:
         """Encoder name and version used for the embeddings."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served part of the call."""
+
     def __init__(
         self,
         *,
@@ -236,10 +247,11 @@ class IndexDocumentsResponse(_message.Message):
         documents_upserted: _builtins.int = ...,
         collection_size: _builtins.int = ...,
         model: _common_pb2.ModelRef | None = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "collection_size", b"collection_size", "documents_received", b"documents_received", "documents_upserted", b"documents_upserted", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "collection_size", b"collection_size", "documents_received", b"documents_received", "documents_upserted", b"documents_upserted", "fallbacks", b"fallbacks", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -409,6 +421,7 @@ class SearchResponse(_message.Message):
     HITS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     COLLECTION_FIELD_NUMBER: _builtins.int
+    FALLBACKS_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
     """The collection searched."""
     @_builtins.property
@@ -419,16 +432,21 @@ class SearchResponse(_message.Message):
     def model(self) -> _common_pb2.ModelRef:
         """Encoder name and version that embedded the query."""
 
+    @_builtins.property
+    def fallbacks(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.FallbackNotice]:
+        """Set when a fallback served part of the call (e.g. the query embedded in-process)."""
+
     def __init__(
         self,
         *,
         hits: _abc.Iterable[Global___SearchHit] | None = ...,
         model: _common_pb2.ModelRef | None = ...,
         collection: _builtins.str = ...,
+        fallbacks: _abc.Iterable[_common_pb2.FallbackNotice] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "hits", b"hits", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "fallbacks", b"fallbacks", "hits", b"hits", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

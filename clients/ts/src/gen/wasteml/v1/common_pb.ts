@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasteml/v1/common.proto.
  */
 export const file_wasteml_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("Chd3YXN0ZW1sL3YxL2NvbW1vbi5wcm90bxIKd2FzdGVtbC52MSI3CghHZW9Qb2ludBIUCgxsYXRpdHVkZV9kZWcYASABKAESFQoNbG9uZ2l0dWRlX2RlZxgCIAEoASJDCglHZW9DaXJjbGUSJAoGY2VudGVyGAEgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludBIQCghyYWRpdXNfbRgCIAEoASJkCg5HZW9Cb3VuZGluZ0JveBIoCgpzb3V0aF93ZXN0GAEgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludBIoCgpub3J0aF9lYXN0GAIgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludCJpCglUaW1lUmFuZ2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjgKDENhbGVuZGFyRGF0ZRIMCgR5ZWFyGAEgASgFEg0KBW1vbnRoGAIgASgFEgsKA2RheRgDIAEoBSIpCghNb2RlbFJlZhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiSwoTRmVhdHVyZUNvbnRyaWJ1dGlvbhIPCgdmZWF0dXJlGAEgASgJEg0KBXZhbHVlGAIgASgBEhQKDGNvbnRyaWJ1dGlvbhgDIAEoAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Chd3YXN0ZW1sL3YxL2NvbW1vbi5wcm90bxIKd2FzdGVtbC52MSI3CghHZW9Qb2ludBIUCgxsYXRpdHVkZV9kZWcYASABKAESFQoNbG9uZ2l0dWRlX2RlZxgCIAEoASJDCglHZW9DaXJjbGUSJAoGY2VudGVyGAEgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludBIQCghyYWRpdXNfbRgCIAEoASJkCg5HZW9Cb3VuZGluZ0JveBIoCgpzb3V0aF93ZXN0GAEgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludBIoCgpub3J0aF9lYXN0GAIgASgLMhQud2FzdGVtbC52MS5HZW9Qb2ludCJpCglUaW1lUmFuZ2USLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjgKDENhbGVuZGFyRGF0ZRIMCgR5ZWFyGAEgASgFEg0KBW1vbnRoGAIgASgFEgsKA2RheRgDIAEoBSIpCghNb2RlbFJlZhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkiRwoORmFsbGJhY2tOb3RpY2USEgoKZGVwZW5kZW5jeRgBIAEoCRIRCglzZXJ2ZWRfYnkYAiABKAkSDgoGcmVhc29uGAMgASgJIksKE0ZlYXR1cmVDb250cmlidXRpb24SDwoHZmVhdHVyZRgBIAEoCRINCgV2YWx1ZRgCIAEoARIUCgxjb250cmlidXRpb24YAyABKAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A point on the Earth's surface in WGS84 (EPSG:4326) geographic coordinates.
@@ -199,6 +199,43 @@ export const ModelRefSchema: GenMessage<ModelRef> = /*@__PURE__*/
   messageDesc(file_wasteml_v1_common, 5);
 
 /**
+ * A note in a reply that a fallback served (part of) the call because a dependency was down or
+ * slow. Per the API's error policy, a call that no fallback can serve fails with UNAVAILABLE
+ * instead; a reply with a fallback notice succeeded, in a degraded way that it names here.
+ *
+ * @generated from message wasteml.v1.FallbackNotice
+ */
+export type FallbackNotice = Message<"wasteml.v1.FallbackNotice"> & {
+  /**
+   * The dependency that was not used, e.g. "triton", "milvus", "solver_pool".
+   *
+   * @generated from field: string dependency = 1;
+   */
+  dependency: string;
+
+  /**
+   * What served the call instead, e.g. "in-process onnxruntime" or "ENGINE_ORTOOLS only".
+   *
+   * @generated from field: string served_by = 2;
+   */
+  servedBy: string;
+
+  /**
+   * Why, e.g. "triton: UNAVAILABLE (connection refused)".
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message wasteml.v1.FallbackNotice.
+ * Use `create(FallbackNoticeSchema)` to create a new message.
+ */
+export const FallbackNoticeSchema: GenMessage<FallbackNotice> = /*@__PURE__*/
+  messageDesc(file_wasteml_v1_common, 6);
+
+/**
  * The contribution of one input feature to one prediction (SHAP values from LightGBM's
  * `pred_contrib`), in the units of the model's output.
  *
@@ -233,5 +270,5 @@ export type FeatureContribution = Message<"wasteml.v1.FeatureContribution"> & {
  * Use `create(FeatureContributionSchema)` to create a new message.
  */
 export const FeatureContributionSchema: GenMessage<FeatureContribution> = /*@__PURE__*/
-  messageDesc(file_wasteml_v1_common, 6);
+  messageDesc(file_wasteml_v1_common, 7);
 

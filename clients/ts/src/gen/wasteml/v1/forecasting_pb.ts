@@ -11,7 +11,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { CalendarDate, FeatureContribution, ModelRef } from "./common_pb.js";
+import type { CalendarDate, FallbackNotice, FeatureContribution, ModelRef } from "./common_pb.js";
 import { file_wasteml_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wasteml/v1/forecasting.proto.
  */
 export const file_wasteml_v1_forecasting: GenFile = /*@__PURE__*/
-  fileDesc("Chx3YXN0ZW1sL3YxL2ZvcmVjYXN0aW5nLnByb3RvEgp3YXN0ZW1sLnYxIk4KC0ZpbGxSZWFkaW5nEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWZpbGxfZnJhY3Rpb24YAiABKAEidAoSUHJlZGljdGlvbkludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBEhYKDmxvd2VyX3F1YW50aWxlGAMgASgBEhYKDnVwcGVyX3F1YW50aWxlGAQgASgBEhAKCGNvdmVyYWdlGAUgASgBIsoBCgxCaW5GaWxsSW5wdXQSDgoGYmluX2lkGAEgASgJEhIKCmNhcGFjaXR5X2wYAiABKAESMAoPcmVjZW50X3JlYWRpbmdzGAMgAygLMhcud2FzdGVtbC52MS5GaWxsUmVhZGluZxIzCg9sYXN0X2VtcHRpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3RhcmdldF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKCAgoORmlsbFByZWRpY3Rpb24SDgoGYmluX2lkGAEgASgJEi8KC3RhcmdldF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1maWxsX2ZyYWN0aW9uGAMgASgBEjAKCGludGVydmFsGAQgASgLMh4ud2FzdGVtbC52MS5QcmVkaWN0aW9uSW50ZXJ2YWwSGwoOdGltZV90b19mdWxsX3MYBSABKAFIAIgBARI2Cg1jb250cmlidXRpb25zGAYgAygLMh8ud2FzdGVtbC52MS5GZWF0dXJlQ29udHJpYnV0aW9uQhEKD190aW1lX3RvX2Z1bGxfcyKcAQoXUHJlZGljdEZpbGxMZXZlbFJlcXVlc3QSJgoEYmlucxgBIAMoCzIYLndhc3RlbWwudjEuQmluRmlsbElucHV0EhkKEWludGVydmFsX2NvdmVyYWdlGAIgASgBEhkKEXRvcF9jb250cmlidXRpb25zGAMgASgFEiMKBW1vZGVsGAQgASgLMhQud2FzdGVtbC52MS5Nb2RlbFJlZiJwChhQcmVkaWN0RmlsbExldmVsUmVzcG9uc2USLwoLcHJlZGljdGlvbnMYASADKAsyGi53YXN0ZW1sLnYxLkZpbGxQcmVkaWN0aW9uEiMKBW1vZGVsGAIgASgLMhQud2FzdGVtbC52MS5Nb2RlbFJlZiI+CghTZXJpZXNJZBImCgVncmFpbhgBIAEoDjIXLndhc3RlbWwudjEuU2VyaWVzR3JhaW4SCgoCaWQYAiABKAkiMwoNUXVhbnRpbGVWYWx1ZRIQCghxdWFudGlsZRgBIAEoARIQCgh2YWx1ZV9rZxgCIAEoASKvAQoNRm9yZWNhc3RQb2ludBImCgRkYXRlGAEgASgLMhgud2FzdGVtbC52MS5DYWxlbmRhckRhdGUSEAoIcG9pbnRfa2cYAiABKAESLAoJcXVhbnRpbGVzGAMgAygLMhkud2FzdGVtbC52MS5RdWFudGlsZVZhbHVlEjYKDWNvbnRyaWJ1dGlvbnMYBCADKAsyHy53YXN0ZW1sLnYxLkZlYXR1cmVDb250cmlidXRpb24iqwEKFUZvcmVjYXN0RGVtYW5kUmVxdWVzdBIkCgZzZXJpZXMYASABKAsyFC53YXN0ZW1sLnYxLlNlcmllc0lkEg8KB2hvcml6b24YAiABKAUSEQoJcXVhbnRpbGVzGAMgAygBEi0KDG1vZGVsX2ZhbWlseRgEIAEoDjIXLndhc3RlbWwudjEuRGVtYW5kTW9kZWwSGQoRdG9wX2NvbnRyaWJ1dGlvbnMYBSABKAUi8gEKFkZvcmVjYXN0RGVtYW5kUmVzcG9uc2USJAoGc2VyaWVzGAEgASgLMhQud2FzdGVtbC52MS5TZXJpZXNJZBIpCgZwb2ludHMYAiADKAsyGS53YXN0ZW1sLnYxLkZvcmVjYXN0UG9pbnQSNAoSbGFzdF9vYnNlcnZlZF9kYXRlGAMgASgLMhgud2FzdGVtbC52MS5DYWxlbmRhckRhdGUSIwoFbW9kZWwYBCABKAsyFC53YXN0ZW1sLnYxLk1vZGVsUmVmEiwKDmludGVydmFsX21vZGVsGAUgASgLMhQud2FzdGVtbC52MS5Nb2RlbFJlZipvCgtTZXJpZXNHcmFpbhIcChhTRVJJRVNfR1JBSU5fVU5TUEVDSUZJRUQQABIjCh9TRVJJRVNfR1JBSU5fU0VSVklDRV9MSU5FX0RBSUxZEAESHQoZU0VSSUVTX0dSQUlOX1JPVVRFX1dFRUtMWRACKmAKC0RlbWFuZE1vZGVsEhwKGERFTUFORF9NT0RFTF9VTlNQRUNJRklFRBAAEhkKFURFTUFORF9NT0RFTF9MSUdIVEdCTRABEhgKFERFTUFORF9NT0RFTF9QUk9QSEVUEAIyxQEKC0ZvcmVjYXN0aW5nEl0KEFByZWRpY3RGaWxsTGV2ZWwSIy53YXN0ZW1sLnYxLlByZWRpY3RGaWxsTGV2ZWxSZXF1ZXN0GiQud2FzdGVtbC52MS5QcmVkaWN0RmlsbExldmVsUmVzcG9uc2USVwoORm9yZWNhc3REZW1hbmQSIS53YXN0ZW1sLnYxLkZvcmVjYXN0RGVtYW5kUmVxdWVzdBoiLndhc3RlbWwudjEuRm9yZWNhc3REZW1hbmRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_wasteml_v1_common]);
+  fileDesc("Chx3YXN0ZW1sL3YxL2ZvcmVjYXN0aW5nLnByb3RvEgp3YXN0ZW1sLnYxIk4KC0ZpbGxSZWFkaW5nEigKBHRpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhUKDWZpbGxfZnJhY3Rpb24YAiABKAEidAoSUHJlZGljdGlvbkludGVydmFsEg0KBWxvd2VyGAEgASgBEg0KBXVwcGVyGAIgASgBEhYKDmxvd2VyX3F1YW50aWxlGAMgASgBEhYKDnVwcGVyX3F1YW50aWxlGAQgASgBEhAKCGNvdmVyYWdlGAUgASgBIowCCgxCaW5GaWxsSW5wdXQSDgoGYmluX2lkGAEgASgJEhIKCmNhcGFjaXR5X2wYAiABKAESMAoPcmVjZW50X3JlYWRpbmdzGAMgAygLMhcud2FzdGVtbC52MS5GaWxsUmVhZGluZxIzCg9sYXN0X2VtcHRpZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3RhcmdldF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIkChdwcmlvcl9maWxsX3JhdGVfcGVyX2RheRgGIAEoAUgAiAEBQhoKGF9wcmlvcl9maWxsX3JhdGVfcGVyX2RheSKCAgoORmlsbFByZWRpY3Rpb24SDgoGYmluX2lkGAEgASgJEi8KC3RhcmdldF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1maWxsX2ZyYWN0aW9uGAMgASgBEjAKCGludGVydmFsGAQgASgLMh4ud2FzdGVtbC52MS5QcmVkaWN0aW9uSW50ZXJ2YWwSGwoOdGltZV90b19mdWxsX3MYBSABKAFIAIgBARI2Cg1jb250cmlidXRpb25zGAYgAygLMh8ud2FzdGVtbC52MS5GZWF0dXJlQ29udHJpYnV0aW9uQhEKD190aW1lX3RvX2Z1bGxfcyKcAQoXUHJlZGljdEZpbGxMZXZlbFJlcXVlc3QSJgoEYmlucxgBIAMoCzIYLndhc3RlbWwudjEuQmluRmlsbElucHV0EhkKEWludGVydmFsX2NvdmVyYWdlGAIgASgBEhkKEXRvcF9jb250cmlidXRpb25zGAMgASgFEiMKBW1vZGVsGAQgASgLMhQud2FzdGVtbC52MS5Nb2RlbFJlZiKfAQoYUHJlZGljdEZpbGxMZXZlbFJlc3BvbnNlEi8KC3ByZWRpY3Rpb25zGAEgAygLMhoud2FzdGVtbC52MS5GaWxsUHJlZGljdGlvbhIjCgVtb2RlbBgCIAEoCzIULndhc3RlbWwudjEuTW9kZWxSZWYSLQoJZmFsbGJhY2tzGAMgAygLMhoud2FzdGVtbC52MS5GYWxsYmFja05vdGljZSI+CghTZXJpZXNJZBImCgVncmFpbhgBIAEoDjIXLndhc3RlbWwudjEuU2VyaWVzR3JhaW4SCgoCaWQYAiABKAkiMwoNUXVhbnRpbGVWYWx1ZRIQCghxdWFudGlsZRgBIAEoARIQCgh2YWx1ZV9rZxgCIAEoASKvAQoNRm9yZWNhc3RQb2ludBImCgRkYXRlGAEgASgLMhgud2FzdGVtbC52MS5DYWxlbmRhckRhdGUSEAoIcG9pbnRfa2cYAiABKAESLAoJcXVhbnRpbGVzGAMgAygLMhkud2FzdGVtbC52MS5RdWFudGlsZVZhbHVlEjYKDWNvbnRyaWJ1dGlvbnMYBCADKAsyHy53YXN0ZW1sLnYxLkZlYXR1cmVDb250cmlidXRpb24igwIKFUZvcmVjYXN0RGVtYW5kUmVxdWVzdBIkCgZzZXJpZXMYASABKAsyFC53YXN0ZW1sLnYxLlNlcmllc0lkEg8KB2hvcml6b24YAiABKAUSEQoJcXVhbnRpbGVzGAMgAygBEi0KDG1vZGVsX2ZhbWlseRgEIAEoDjIXLndhc3RlbWwudjEuRGVtYW5kTW9kZWwSGQoRdG9wX2NvbnRyaWJ1dGlvbnMYBSABKAUSIwoFbW9kZWwYBiABKAsyFC53YXN0ZW1sLnYxLk1vZGVsUmVmEjEKD2ZvcmVjYXN0X29yaWdpbhgHIAEoCzIYLndhc3RlbWwudjEuQ2FsZW5kYXJEYXRlIqECChZGb3JlY2FzdERlbWFuZFJlc3BvbnNlEiQKBnNlcmllcxgBIAEoCzIULndhc3RlbWwudjEuU2VyaWVzSWQSKQoGcG9pbnRzGAIgAygLMhkud2FzdGVtbC52MS5Gb3JlY2FzdFBvaW50EjQKEmxhc3Rfb2JzZXJ2ZWRfZGF0ZRgDIAEoCzIYLndhc3RlbWwudjEuQ2FsZW5kYXJEYXRlEiMKBW1vZGVsGAQgASgLMhQud2FzdGVtbC52MS5Nb2RlbFJlZhIsCg5pbnRlcnZhbF9tb2RlbBgFIAEoCzIULndhc3RlbWwudjEuTW9kZWxSZWYSLQoJZmFsbGJhY2tzGAYgAygLMhoud2FzdGVtbC52MS5GYWxsYmFja05vdGljZSpvCgtTZXJpZXNHcmFpbhIcChhTRVJJRVNfR1JBSU5fVU5TUEVDSUZJRUQQABIjCh9TRVJJRVNfR1JBSU5fU0VSVklDRV9MSU5FX0RBSUxZEAESHQoZU0VSSUVTX0dSQUlOX1JPVVRFX1dFRUtMWRACKmAKC0RlbWFuZE1vZGVsEhwKGERFTUFORF9NT0RFTF9VTlNQRUNJRklFRBAAEhkKFURFTUFORF9NT0RFTF9MSUdIVEdCTRABEhgKFERFTUFORF9NT0RFTF9QUk9QSEVUEAIyxQEKC0ZvcmVjYXN0aW5nEl0KEFByZWRpY3RGaWxsTGV2ZWwSIy53YXN0ZW1sLnYxLlByZWRpY3RGaWxsTGV2ZWxSZXF1ZXN0GiQud2FzdGVtbC52MS5QcmVkaWN0RmlsbExldmVsUmVzcG9uc2USVwoORm9yZWNhc3REZW1hbmQSIS53YXN0ZW1sLnYxLkZvcmVjYXN0RGVtYW5kUmVxdWVzdBoiLndhc3RlbWwudjEuRm9yZWNhc3REZW1hbmRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_wasteml_v1_common]);
 
 /**
  * One fill-level reading of a bin.
@@ -140,6 +140,14 @@ export type BinFillInput = Message<"wasteml.v1.BinFillInput"> & {
    * @generated from field: google.protobuf.Timestamp target_time = 5;
    */
   targetTime?: Timestamp | undefined;
+
+  /**
+   * An external estimate of the bin's filling rate, fraction of capacity per day, >= 0 (e.g. the
+   * Blantyre study's per-skip Q1 estimate); unset means unknown.
+   *
+   * @generated from field: optional double prior_fill_rate_per_day = 6;
+   */
+  priorFillRatePerDay?: number | undefined;
 };
 
 /**
@@ -268,6 +276,13 @@ export type PredictFillLevelResponse = Message<"wasteml.v1.PredictFillLevelRespo
    * @generated from field: wasteml.v1.ModelRef model = 2;
    */
   model?: ModelRef | undefined;
+
+  /**
+   * Set when a fallback served the call (e.g. the in-process model while Triton was down).
+   *
+   * @generated from field: repeated wasteml.v1.FallbackNotice fallbacks = 3;
+   */
+  fallbacks: FallbackNotice[];
 };
 
 /**
@@ -416,6 +431,21 @@ export type ForecastDemandRequest = Message<"wasteml.v1.ForecastDemandRequest"> 
    * @generated from field: int32 top_contributions = 5;
    */
   topContributions: number;
+
+  /**
+   * Point-forecast model to use; unset means the default model of the grain, latest ready version.
+   *
+   * @generated from field: wasteml.v1.ModelRef model = 6;
+   */
+  model?: ModelRef | undefined;
+
+  /**
+   * Last observed period to forecast from (a backtest origin); unset means the last period of
+   * the data the server holds. Must lie within that data.
+   *
+   * @generated from field: wasteml.v1.CalendarDate forecast_origin = 7;
+   */
+  forecastOrigin?: CalendarDate | undefined;
 };
 
 /**
@@ -465,6 +495,13 @@ export type ForecastDemandResponse = Message<"wasteml.v1.ForecastDemandResponse"
    * @generated from field: wasteml.v1.ModelRef interval_model = 5;
    */
   intervalModel?: ModelRef | undefined;
+
+  /**
+   * Set when a fallback served the call.
+   *
+   * @generated from field: repeated wasteml.v1.FallbackNotice fallbacks = 6;
+   */
+  fallbacks: FallbackNotice[];
 };
 
 /**
