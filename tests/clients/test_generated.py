@@ -201,6 +201,7 @@ def test_key_fields_have_the_specified_types() -> None:
         planning_pb2.Plan,
     ):
         fallbacks = reply.DESCRIPTOR.fields_by_name["fallbacks"]
+        assert fallbacks.message_type is not None, reply
         assert fallbacks.message_type.full_name == "wasteml.v1.FallbackNotice", reply
     stages = planning_pb2.PlanStage.keys()
     assert stages == [
@@ -248,7 +249,8 @@ def test_streaming_stubs_carry_calls_over_real_grpc() -> None:
     """The generated client-streaming and server-streaming stubs work over a real gRPC
     channel on a loopback port 0 server, in the declared direction."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    search_pb2_grpc.add_SemanticSearchServicer_to_server(_CountingSearch(), server)
+    # The other RPCs keep the generated base class's UNIMPLEMENTED behaviour (abstract in the stubs).
+    search_pb2_grpc.add_SemanticSearchServicer_to_server(_CountingSearch(), server)  # type: ignore[abstract]
     planning_pb2_grpc.add_CollectionPlannerServicer_to_server(_StagedPlanner(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
