@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     triton_timeout_s: float = Field(30.0, gt=0)
     """Client-side timeout of one Triton inference call when the caller has no deadline, s."""
 
+    triton_stop_grace_s: float = Field(10.0, ge=0)
+    """On stop, how long the local Triton may drain in-flight requests after SIGTERM
+    (also its ``--exit-timeout-secs``) before it and its Python stubs are killed, seconds."""
+
     # --- storage -----------------------------------------------------------------------------
     database_url: str = "sqlite:///var/wasteml.db"
     """SQLAlchemy URL of the SQL store (model registry, prediction audit, jobs, plans).
