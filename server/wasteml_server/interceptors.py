@@ -231,6 +231,8 @@ class ErrorInterceptor(WrappingInterceptor):
             )
         except WastemlError as exc:
             await context.abort_with_status(rpc_status.to_status(status_for_error(exc)))
+        except NotImplementedError:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{info.service}/{info.method} is not implemented")
         except Exception:
             incident = uuid.uuid4().hex[:12]
             logger.exception("unhandled error in %s/%s (incident %s)", info.service, info.method, incident)

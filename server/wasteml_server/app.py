@@ -1,0 +1,226 @@
+"""Composition root: builds the back-ends from ``Settings``, the servicers, and the server.
+
+Start-up order: SQL migrations -> SQL store -> Triton (the bundled local process, or the
+external one named by ``WASTEML_TRITON_URL``) -> the remaining back-ends -> the gRPC server.
+Shutdown (``Server.stop``): health NOT_SERVING -> refuse new calls -> drain within the grace ->
+close back-ends in reverse order of start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+
+from wasteml.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    forecasting_pb2,
+    forecasting_pb2_grpc,
+    planning_pb2,
+    planning_pb2_grpc,
+    routing_pb2,
+    routing_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
+from wasteml_server.admin import ModelAdmin
+from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
+from wasteml_server.search.tokenizer import TextTokenizer
+from wasteml_server.servicers.admin import ModelAdminServicer
+from wasteml_server.servicers.search import SemanticSearchServicer
+from wasteml_server.settings import Settings
+from wasteml_server.storage import Database, ModelRegistry, migrate
+from wasteml_server.text_encoder import TextEncoder
+from wasteml_server.triton.client import TritonClient
+from wasteml_server.triton.manager import LocalTriton
+
+logger = logging.getLogger("wasteml.app")
+
+SEARCH = search_pb2.DESCRIPTOR.services_by_name["SemanticSearch"].full_name
+ROUTING = routing_pb2.DESCRIPTOR.services_by_name["RouteOptimizer"].full_name
+FORECASTING = forecasting_pb2.DESCRIPTOR.services_by_name["Forecasting"].full_name
+PLANNING = planning_pb2.DESCRIPTOR.services_by_name["CollectionPlanner"].full_name
+ADMIN = admin_pb2.DESCRIPTOR.services_by_name["ModelAdmin"].full_name
+
+
+class Application:
+    """All back-ends of one server process and the server itself.
+
+    Args:
+        settings: the server settings.
+
+    Attributes (after ``start``):
+        db: the SQL store.
+        triton: the local (or external) Triton.
+        server: the started gRPC server; ``port`` its bound port.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db: Database | None = None
+        self.triton: LocalTriton | None = None
+        self.server: Server | None = None
+        self.port: int | None = None
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    @property
+    def triton_client(self) -> TritonClient:
+        """The long-lived Triton client (after ``start``)."""
+        assert self.triton is not None and self.triton.client is not None, "Application not started"
+        return self.triton.client
+
+    async def start(self) -> Server:
+        """Start every back-end, then the gRPC server; returns the started server.
+
+        Raises:
+            UnavailableError: a back-end could not be started (e.g. Triton did not get ready).
+        """
+        settings = self.settings
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            await asyncio.to_thread(migrate, settings.database_url)
+            self.db = Database.from_settings(settings)
+            self._closers.append(lambda: asyncio.to_thread(self.db.dispose))
+
+            self.triton = LocalTriton(settings)
+            self._closers.append(self.triton.stop)
+            await self.triton.start()
+
+            bindings, checks = await self._services()
+            self.server, self.port = await create_server(
+                settings,
+                bindings,
+                checks,
+                overall_dependencies=("triton", "database"),
+                on_close=[self._close_backends],
+            )
+        except BaseException:
+            await self._close_backends()
+            raise
+        return self.server
+
+    async def _services(self) -> tuple[list[ServiceBinding], dict[str, Check]]:
+        assert self.db is not None
+        db = self.db
+        triton = self.triton_client
+        registry = ModelRegistry(db)
+        checks: dict[str, Check] = {
+            "triton": triton.is_ready,
+            "database": lambda: asyncio.to_thread(_ping, db),
+        }
+        admin = ModelAdminServicer(ModelAdmin(triton, registry))
+        tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
+        encoder = TextEncoder(triton, tokenizer, timeout_s=self.settings.triton_timeout_s)
+        search = SemanticSearchServicer(encoder)
+        bindings = [
+            ServiceBinding(ADMIN, lambda s: admin_pb2_grpc.add_ModelAdminServicer_to_server(admin, s), ("triton",)),
+            ServiceBinding(
+                SEARCH,
+                lambda s: search_pb2_grpc.add_SemanticSearchServicer_to_server(search, s),
+                ("triton",),
+            ),
+            ServiceBinding(
+                ROUTING,
+                lambda s: routing_pb2_grpc.add_RouteOptimizerServicer_to_server(
+                    routing_pb2_grpc.RouteOptimizerServicer(), s
+                ),
+            ),
+            ServiceBinding(
+                FORECASTING,
+                lambda s: forecasting_pb2_grpc.add_ForecastingServicer_to_server(
+                    forecasting_pb2_grpc.ForecastingServicer(), s
+                ),
+                ("triton",),
+            ),
+            ServiceBinding(
+                PLANNING,
+                lambda s: planning_pb2_grpc.add_CollectionPlannerServicer_to_server(
+                    planning_pb2_grpc.CollectionPlannerServicer(), s
+                ),
+                ("triton",),
+            ),
+        ]
+        return bindings, checks
+
+    async def _close_backends(self) -> None:
+        while self._closers:
+            close = self._closers.pop()
+            try:
+                await close()
+            except Exception:
+                logger.exception("error while closing a back-end")
+
+    async def stop(self) -> None:
+        """Graceful shutdown of the server and every back-end (idempotent)."""
+        if self.server is not None:
+            await self.server.stop()
+        else:
+            await self._close_backends()
+
+
+def _ping(db: Database) -> bool:
+    db.ping()
+    return True
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until SIGTERM/SIGINT, then shut down gracefully (``wasteml serve``)."""
+    app = Application(settings)
+    server = await app.start()
+    server.install_signal_handlers()
+    logger.info("wasteml serving on %s:%d", settings.host, app.port)
+    await server.wait_for_termination()
+    await server.stop()
+
+
+class BackgroundServer:
+    """Runs an ``Application`` in an event loop of its own thread, so that blocking code (the
+    demo, tests, the load-test smoke run) can call the server with the blocking client.
+
+    Args:
+        settings: the server settings (``port=0`` picks a free port).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = Application(settings)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="wasteml-server", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.app.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+
+    def start(self, timeout_s: float) -> int:
+        """Start the application; returns the bound port.
+
+        Raises:
+            TimeoutError: not started within ``timeout_s`` seconds.
+            UnavailableError: a back-end could not be started.
+        """
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"server not started within {timeout_s} s")
+        if self._error is not None:
+            raise self._error
+        assert self.app.port is not None
+        return self.app.port
+
+    def stop(self) -> None:
+        """Graceful shutdown of the server and its back-ends; joins the thread."""
+        if not self._thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(self.app.stop(), self._loop)
+        future.result(timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)

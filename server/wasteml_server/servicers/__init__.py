@@ -1,0 +1,1 @@
+"""Thin gRPC servicers: protobuf <-> domain types; errors go through the interceptor table."""
