@@ -98,6 +98,32 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     """Redis URL for the shared cache (e.g. ``redis://127.0.0.1:6379/0``); unset: in-process cache."""
 
+    database_connect_timeout_s: float = Field(5.0, gt=0)
+    """Bound on opening a connection to a server database (PostgreSQL) and on waiting for a
+    pooled connection, seconds; past it a call fails with UNAVAILABLE."""
+
+    sqlite_busy_timeout_s: float = Field(5.0, gt=0)
+    """How long a SQLite write waits for a competing writer's lock, seconds."""
+
+    audit_queue_size: int = Field(10_000, ge=1)
+    """Prediction-audit entries that may wait to be written; beyond this they are dropped and
+    counted (``wasteml_audit_dropped_total``) rather than slowing replies."""
+
+    audit_batch_size: int = Field(500, ge=1)
+    """Most prediction-audit rows written in one insert statement."""
+
+    cache_max_entries: int = Field(10_000, ge=1)
+    """Most entries of the in-process cache (LRU eviction beyond)."""
+
+    cache_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    """Most value bytes held by the in-process cache (LRU eviction beyond)."""
+
+    redis_timeout_s: float = Field(0.25, gt=0)
+    """Socket connect and read/write timeout of Redis cache calls, seconds (no retries)."""
+
+    redis_retry_after_s: float = Field(5.0, ge=0)
+    """After a Redis error, serve cache misses for this long before trying Redis again, s."""
+
     # --- Milvus ------------------------------------------------------------------------------
     milvus_uri: str = "var/milvus.db"
     """Milvus URI: a local file path (Milvus Lite) or ``http://host:19530`` (standalone/cluster)."""
