@@ -1,0 +1,1 @@
+"""Alembic revisions of the SQL store, one file per revision, applied in order."""
