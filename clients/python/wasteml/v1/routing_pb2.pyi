@@ -1013,7 +1013,7 @@ class EngineRun(_message.Message):
     status: Global___SolutionStatus.ValueType
     """Its result status."""
     objective: _builtins.float
-    """Its best total objective; unset when it found no solution."""
+    """Its best total objective, cost units; unset when it found no solution."""
     time_to_first_feasible_s: _builtins.float
     """Seconds from start until its first feasible solution; unset when none."""
     note: _builtins.str
@@ -1181,7 +1181,9 @@ class SolveProgress(_message.Message):
     engine: Global___Engine.ValueType
     """Engine that reported this progress."""
     best_objective: _builtins.float
-    """Best total objective so far; unset before the first feasible solution."""
+    """Best total objective so far, cost units (ObjectiveBreakdown.total); unset before the first
+    feasible solution.
+    """
     elapsed_s: _builtins.float
     """Seconds since the solve started."""
     solutions_found: _builtins.int

@@ -847,7 +847,7 @@ export type EngineRun = Message<"wasteml.v1.EngineRun"> & {
   status: SolutionStatus;
 
   /**
-   * Its best total objective; unset when it found no solution.
+   * Its best total objective, cost units; unset when it found no solution.
    *
    * @generated from field: optional double objective = 3;
    */
@@ -1022,7 +1022,8 @@ export type SolveProgress = Message<"wasteml.v1.SolveProgress"> & {
   engine: Engine;
 
   /**
-   * Best total objective so far; unset before the first feasible solution.
+   * Best total objective so far, cost units (ObjectiveBreakdown.total); unset before the first
+   * feasible solution.
    *
    * @generated from field: optional double best_objective = 2;
    */
