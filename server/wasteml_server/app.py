@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from wasteml.v1 import (
     admin_pb2,
@@ -37,6 +38,7 @@ from wasteml_server.triton.client import TritonClient
 from wasteml_server.triton.manager import LocalTriton
 
 logger = logging.getLogger("wasteml.app")
+T = TypeVar("T")
 
 SEARCH = search_pb2.DESCRIPTOR.services_by_name["SemanticSearch"].full_name
 ROUTING = routing_pb2.DESCRIPTOR.services_by_name["RouteOptimizer"].full_name
@@ -215,6 +217,10 @@ class BackgroundServer:
             raise self._error
         assert self.app.port is not None
         return self.app.port
+
+    def call(self, coro: Awaitable[T], timeout_s: float = 120.0) -> T:
+        """Run a coroutine on the server's event loop and wait for its result (tests, tools)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout_s)
 
     def stop(self) -> None:
         """Graceful shutdown of the server and its back-ends; joins the thread."""
