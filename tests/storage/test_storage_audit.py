@@ -9,6 +9,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from wasteml_server.storage import AUDIT_DROPPED, AuditWriter, Database, request_hash
 from wasteml_server.storage.models import PredictionAudit
@@ -17,7 +18,11 @@ METHOD = "/wasteml.v1.Forecasting/PredictFillLevel"
 
 
 def _dropped(reason: str) -> float:
-    return AUDIT_DROPPED.labels(reason=reason)._value.get()
+    """Current value of wasteml_audit_dropped_total{reason=...} as Prometheus exposes it."""
+    AUDIT_DROPPED.labels(reason=reason)  # make the child exist before the first drop
+    value = REGISTRY.get_sample_value("wasteml_audit_dropped_total", {"reason": reason})
+    assert value is not None
+    return value
 
 
 def _rows(db: Database) -> list[PredictionAudit]:

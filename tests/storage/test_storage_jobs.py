@@ -115,6 +115,10 @@ def test_list_filters_and_omits_payloads(db):
     }
     assert all(j.problem == PROBLEM for j in jobs.list(with_payloads=True))
     assert len(jobs.list(limit=2)) == 2
+    assert [j.id for j in jobs.list(status="RUNNING")] == [ids[1]]
+    with pytest.raises(InvalidArgumentError) as info:
+        jobs.list(status="DONE")
+    assert info.value.field == "status"
 
 
 def test_recovery_after_restart_fails_unfinished_jobs(db_url):

@@ -197,19 +197,19 @@ class JobStore:
     def list(
         self,
         *,
-        status: JobStatus | Iterable[JobStatus] | None = None,
+        status: JobStatus | str | Iterable[JobStatus | str] | None = None,
         limit: int = 100,
         with_payloads: bool = False,
     ) -> builtins.list[JobRecord]:
         """Jobs, newest submission first.
 
         Args:
-            status: only jobs in this state (or these states).
+            status: only jobs in this state (or these states), as enum members or their names.
             limit: at most this many jobs (1..``MAX_LIST_LIMIT``).
             with_payloads: include ``problem`` and ``result`` bytes (left None otherwise).
 
         Raises:
-            InvalidArgumentError: ``limit`` out of range.
+            InvalidArgumentError: ``limit`` out of range or an unknown status.
             UnavailableError: the database cannot be reached.
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
@@ -218,7 +218,14 @@ class JobStore:
             sa.select(SolverJob).order_by(SolverJob.submitted_at.desc(), SolverJob.id).limit(limit)
         )
         if status is not None:
-            states = [status] if isinstance(status, JobStatus) else list(status)
+            raw = [status] if isinstance(status, str) else list(status)
+            try:
+                states = [JobStatus(s) for s in raw]
+            except ValueError:
+                raise InvalidArgumentError(
+                    "status",
+                    f"unknown job status in {raw!r}; one of {[s.value for s in JobStatus]}",
+                ) from None
             query = query.where(SolverJob.status.in_(states))
         if not with_payloads:
             query = query.options(defer(SolverJob.problem), defer(SolverJob.result))
