@@ -39,10 +39,11 @@ echo "check_generated: generated code matches the commit"
 "${BUF}" lint
 echo "check_generated: buf lint clean"
 
-if git rev-parse --quiet --verify "${AGAINST_REF}^{commit}" >/dev/null \
-  && git cat-file -e "${AGAINST_REF}:proto" 2>/dev/null; then
+if ! git rev-parse --quiet --verify "${AGAINST_REF}^{commit}" >/dev/null; then
+  echo "check_generated: buf breaking skipped: commit ${AGAINST_REF} is not available (first commit or shallow clone)"
+elif ! git cat-file -e "${AGAINST_REF}:proto" 2>/dev/null; then
+  echo "check_generated: buf breaking skipped: ${AGAINST_REF} has no proto/ directory"
+else
   "${BUF}" breaking --against ".git#ref=${AGAINST_REF},subdir=proto"
   echo "check_generated: buf breaking (FILE) clean against ${AGAINST_REF}"
-else
-  echo "check_generated: buf breaking skipped: ${AGAINST_REF} has no proto/ directory"
 fi
