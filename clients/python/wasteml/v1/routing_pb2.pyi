@@ -473,6 +473,7 @@ class VehicleType(_message.Message):
     MAX_ROUTE_DISTANCE_M_FIELD_NUMBER: _builtins.int
     RELOAD_FACILITY_INDICES_FIELD_NUMBER: _builtins.int
     MAX_RELOADS_FIELD_NUMBER: _builtins.int
+    END_EMPTY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Caller-chosen id, e.g. "skip-loader"; vehicles are named "<id>-<n>" in routes."""
     count: _builtins.int
@@ -495,6 +496,10 @@ class VehicleType(_message.Message):
     """Longest route distance, metres; unset means unlimited."""
     max_reloads: _builtins.int
     """Maximum number of reloads (facility visits) per route; unset means unlimited."""
+    end_empty: _builtins.bool
+    """The vehicle must reach its end depot empty, i.e. visit a facility after its last stop
+    (waste trucks tip before parking at the yard). Needs at least one facility.
+    """
     @_builtins.property
     def capacity(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Capacity per dimension, in the units of Problem.dimensions (same length), >= 0."""
@@ -525,10 +530,11 @@ class VehicleType(_message.Message):
         max_route_distance_m: _builtins.float | None = ...,
         reload_facility_indices: _abc.Iterable[_builtins.int] | None = ...,
         max_reloads: _builtins.int | None = ...,
+        end_empty: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_km", b"_cost_per_km", "_end_depot_index", b"_end_depot_index", "_max_reloads", b"_max_reloads", "_max_route_distance_m", b"_max_route_distance_m", "_max_route_duration_s", b"_max_route_duration_s", "cost_per_km", b"cost_per_km", "end_depot_index", b"end_depot_index", "max_reloads", b"max_reloads", "max_route_distance_m", b"max_route_distance_m", "max_route_duration_s", b"max_route_duration_s", "shift", b"shift"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_km", b"_cost_per_km", "_end_depot_index", b"_end_depot_index", "_max_reloads", b"_max_reloads", "_max_route_distance_m", b"_max_route_distance_m", "_max_route_duration_s", b"_max_route_duration_s", "capacity", b"capacity", "cost_per_hour", b"cost_per_hour", "cost_per_km", b"cost_per_km", "count", b"count", "end_depot_index", b"end_depot_index", "fixed_cost", b"fixed_cost", "id", b"id", "max_reloads", b"max_reloads", "max_route_distance_m", b"max_route_distance_m", "max_route_duration_s", b"max_route_duration_s", "reload_facility_indices", b"reload_facility_indices", "shift", b"shift", "start_depot_index", b"start_depot_index"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_km", b"_cost_per_km", "_end_depot_index", b"_end_depot_index", "_max_reloads", b"_max_reloads", "_max_route_distance_m", b"_max_route_distance_m", "_max_route_duration_s", b"_max_route_duration_s", "capacity", b"capacity", "cost_per_hour", b"cost_per_hour", "cost_per_km", b"cost_per_km", "count", b"count", "end_depot_index", b"end_depot_index", "end_empty", b"end_empty", "fixed_cost", b"fixed_cost", "id", b"id", "max_reloads", b"max_reloads", "max_route_distance_m", b"max_route_distance_m", "max_route_duration_s", b"max_route_duration_s", "reload_facility_indices", b"reload_facility_indices", "shift", b"shift", "start_depot_index", b"start_depot_index"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cost_per_km: _TypeAlias = _typing.Literal["cost_per_km"]  # noqa: Y015
     _WhichOneofArgType__cost_per_km: _TypeAlias = _typing.Literal["_cost_per_km", b"_cost_per_km"]  # noqa: Y015
@@ -925,6 +931,9 @@ class Route(_message.Message):
     DURATION_S_FIELD_NUMBER: _builtins.int
     DRIVING_S_FIELD_NUMBER: _builtins.int
     FACILITY_VISITS_FIELD_NUMBER: _builtins.int
+    START_S_FIELD_NUMBER: _builtins.int
+    END_S_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
     vehicle_type_index: _builtins.int
     """Index into Problem.vehicle_types."""
     vehicle_index: _builtins.int
@@ -939,6 +948,12 @@ class Route(_message.Message):
     """Time spent driving, seconds."""
     facility_visits: _builtins.int
     """Number of facility visits (dump trips) on the route."""
+    start_s: _builtins.float
+    """Departure from the start depot, seconds since the time origin."""
+    end_s: _builtins.float
+    """Arrival at the end depot, seconds since the time origin."""
+    cost: _builtins.float
+    """Cost of the route: fixed cost + distance cost + time cost, cost units."""
     @_builtins.property
     def visits(self) -> _containers.RepeatedCompositeFieldContainer[Global___Visit]:
         """Visits in order, starting and ending with a depot visit."""
@@ -954,10 +969,13 @@ class Route(_message.Message):
         duration_s: _builtins.float = ...,
         driving_s: _builtins.float = ...,
         facility_visits: _builtins.int = ...,
+        start_s: _builtins.float = ...,
+        end_s: _builtins.float = ...,
+        cost: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["distance_m", b"distance_m", "driving_s", b"driving_s", "duration_s", b"duration_s", "facility_visits", b"facility_visits", "vehicle_id", b"vehicle_id", "vehicle_index", b"vehicle_index", "vehicle_type_index", b"vehicle_type_index", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "distance_m", b"distance_m", "driving_s", b"driving_s", "duration_s", b"duration_s", "end_s", b"end_s", "facility_visits", b"facility_visits", "start_s", b"start_s", "vehicle_id", b"vehicle_id", "vehicle_index", b"vehicle_index", "vehicle_type_index", b"vehicle_type_index", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
