@@ -17,7 +17,12 @@ objects are the same ``Client``/``Depot``/``VehicleType`` classes the Model crea
   mutually exclusive ``ClientGroup`` (PyVRP's modelling of multiple time windows), required
   when the stop is.
 * **Costs** are integers in units of ``1 / COST_SCALE`` currency, as in the OR-Tools engine:
-  ``unit_distance_cost = round(cost_per_km * COST_SCALE / 1000)`` per metre.
+  ``unit_distance_cost = round(cost_per_km * COST_SCALE / 1000)`` per metre, then all costs
+  (distance, fixed, prizes) are divided by their greatest common divisor. PyVRP's penalty
+  bounds are absolute (``PenaltyParams``: 0.1 .. 100,000 per unit of violation, tuned for unit
+  distance cost 1), so they are multiplied by the largest remaining per-metre cost: measured,
+  R101 with per-metre cost 100,000 and default penalties stayed infeasible after 5 s, while
+  the same instance at unit cost reached its best-known 1637.7.
 * **Stopping:** the :class:`StoppingCriterion` is called by PyVRP once per iteration with the
   best feasible cost; the wrapper also reports improvements (progress) there.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import reduce
 
 import numpy as np
 import pyvrp
@@ -42,6 +48,9 @@ from wasteml_server.routing.schedule import Step, build_solution
 
 #: Integer cost units per currency unit (same as ``ortools_engine.COST_SCALE``).
 COST_SCALE = 100_000
+
+#: PyVRP reports the cost of an infeasible best solution as the largest int64 (``CostEvaluator.cost``).
+_INFEASIBLE_COST = np.iinfo(np.int64).max // 2
 
 #: Distance/duration of arcs that must never be used (out of a virtual end depot).
 _NEVER = 10**9
@@ -92,8 +101,10 @@ class PyVrpEngine:
             return build_solution(problem, self.name, [], status=SolveStatus.FEASIBLE,
                                   elapsed_s=time.monotonic() - t0, first_feasible_s=0.0,
                                   screened=screened)
-        tracker = _Tracker(stop, on_progress, t0, self.name)
-        result = pyvrp.solve(model.data, tracker, seed=options.seed, collect_stats=False)
+        tracker = _Tracker(stop, on_progress, t0, self.name, COST_SCALE / model.cost_gcd)
+        u = max(1, max(vt.unit_distance_cost for vt in model.data.vehicle_types()))
+        params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(min_penalty=0.1 * u, max_penalty=1e5 * u))
+        result = pyvrp.solve(model.data, tracker, seed=options.seed, collect_stats=False, params=params)
         elapsed = time.monotonic() - t0
         if not result.is_feasible():
             return build_solution(problem, self.name, [], status=SolveStatus.NO_SOLUTION_IN_TIME,
@@ -108,8 +119,9 @@ class _Tracker:
     """PyVRP stopping criterion wrapping ours; records improvements and the first feasible time."""
 
     def __init__(self, stop: StoppingCriterion, on_progress: ProgressCallback | None,
-                 t0: float, engine: str) -> None:
+                 t0: float, engine: str, units_per_currency: float) -> None:
         self._stop = stop
+        self._scale = units_per_currency
         self._on_progress = on_progress
         self._t0 = t0
         self._engine = engine
@@ -117,14 +129,16 @@ class _Tracker:
         self.first_feasible_s: float | None = None
 
     def __call__(self, best_cost: float) -> bool:
+        if best_cost >= _INFEASIBLE_COST:  # PyVRP's cost of an infeasible solution
+            best_cost = math.inf
         if best_cost < self._best:
             self._best = best_cost
             elapsed = time.monotonic() - self._t0
             if self.first_feasible_s is None:
                 self.first_feasible_s = elapsed
             if self._on_progress is not None:
-                self._on_progress(Progress(self._engine, best_cost / COST_SCALE, elapsed, True))
-        return self._stop(best_cost / COST_SCALE if math.isfinite(best_cost) else math.inf)
+                self._on_progress(Progress(self._engine, best_cost / self._scale, elapsed, True))
+        return self._stop(best_cost / self._scale if math.isfinite(best_cost) else math.inf)
 
 
 class _Data:
@@ -177,13 +191,21 @@ class _Data:
                 tw_late=tw.end_s if tw else np.iinfo(np.int64).max, name=fac.name))
         depots += [pyvrp.Depot(location=n_loc + k, name=f"virtual end {k}") for k in range(len(ends))]
 
+        prizes = {i: round(s.penalty * COST_SCALE) if not s.required else 0
+                  for i, s in enumerate(problem.stops)}
+        unit = [round(vt.cost_per_km * COST_SCALE / 1000) for vt in problem.vehicle_types]
+        fixed = [round(vt.fixed_cost * COST_SCALE) for vt in problem.vehicle_types]
+        g = reduce(math.gcd, [*prizes.values(), *unit, *fixed], 0) or 1
+        #: integer cost units per PyVRP cost unit (all costs were divided by this)
+        self.cost_gcd = g
+        prizes = {i: p // g for i, p in prizes.items()}
         clients: list[pyvrp.Client] = []
         groups: list[pyvrp.ClientGroup] = []
         self.client_stop: list[int] = []
         for i, stop in enumerate(problem.stops):
             if i in screened:
                 continue
-            prize = round(stop.penalty * COST_SCALE) if not stop.required else 0
+            prize = prizes[i]
             common = dict(location=stop.location, pickup=list(stop.demand),
                           delivery=[0] * len(stop.demand),
                           service_duration=stop.service_duration_s, name=stop.id)
@@ -203,7 +225,7 @@ class _Data:
                 groups.append(pyvrp.ClientGroup(members, required=stop.required))
 
         vehicle_types = []
-        for vt in problem.vehicle_types:
+        for t, vt in enumerate(problem.vehicle_types):
             end = self.virtual_end_depot[(vt.end_depot, vt.facilities)] if vt.end_empty else vt.end_depot
             kwargs = {}
             if vt.max_route_duration_s is not None:
@@ -211,9 +233,9 @@ class _Data:
             vehicle_types.append(pyvrp.VehicleType(
                 num_available=vt.count, capacity=list(vt.capacity),
                 start_depot=vt.start_depot, end_depot=end,
-                fixed_cost=round(vt.fixed_cost * COST_SCALE),
+                fixed_cost=fixed[t] // g,
                 tw_early=vt.shift.start_s, tw_late=vt.shift.end_s,
-                unit_distance_cost=round(vt.cost_per_km * COST_SCALE / 1000),
+                unit_distance_cost=unit[t] // g,
                 reload_depots=[fac_depot_index[f] for f in vt.facilities],
                 name=vt.name, **kwargs))
         self.data = pyvrp.ProblemData(locations, clients, depots, vehicle_types, [dist], [dur], groups)

@@ -1,0 +1,614 @@
+"""The solver pool: routing jobs run in worker processes, driven from asyncio.
+
+* **Workers:** ``Settings.solver_workers`` processes from the ``spawn`` start method (no forked
+  gRPC/asyncio state), each with a duplex pipe and a cancel flag (``multiprocessing.Event``)
+  of its own. A worker imports OR-Tools and PyVRP once and then solves one task at a time.
+* **Queue:** at most ``Settings.solver_queue_size`` jobs wait for a worker; one more raises
+  :class:`~wasteml_server.errors.ResourceExhaustedError`.
+* **Time limits enforced from outside:** a worker still busy ``solver_kill_grace_s`` after its
+  task's time limit (OR-Tools does not check its limit inside its first-solution heuristic:
+  measured 7 s for a 3 s limit on a 1000-stop instance) is killed and replaced; the task ends
+  with status NO_SOLUTION_IN_TIME.
+* **Cancellation** sets the worker's flag, which the engines check (OR-Tools at each solution,
+  PyVRP at each iteration); a worker that has not stopped ``CANCEL_GRACE_S`` later is killed
+  and replaced. :meth:`JobHandle.result` raises ``CancelledError`` at once.
+* **A dead worker** (crash, ``kill -9``) fails its job with ``UnavailableError`` naming the
+  exit code and signal; a replacement is started.
+* **Progress** (engine, best objective, elapsed) streams from the workers over the pipes;
+  :meth:`JobHandle.events` replays past events to late watchers, then follows live ones.
+* **Portfolio** jobs run one task per engine on two workers; the best feasible answer wins.
+
+The pool keeps no storage; the caller persists jobs. All methods must be called from the
+event loop the pool was started on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from wasteml_server.errors import (
+    CancelledError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnavailableError,
+    WastemlError,
+)
+from wasteml_server.routing.engine import EngineName, SolveOptions
+from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
+from wasteml_server.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a cancelled task may take to stop by itself before its worker is killed.
+CANCEL_GRACE_S = 0.5
+
+#: Least interval between two progress messages of one task, seconds (the best one is kept).
+PROGRESS_INTERVAL_S = 0.1
+
+#: A worker that dies sooner than this after its start is replaced only after this delay, s.
+RESPAWN_BACKOFF_S = 2.0
+
+#: How long ``close`` waits for idle workers to exit before terminating them, seconds.
+CLOSE_TIMEOUT_S = 2.0
+
+
+class JobState(enum.Enum):
+    """Lifecycle of a job."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    """Finished with a Solution (whatever its status)."""
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One improvement of a running job.
+
+    Attributes:
+        job_id: the job.
+        engine: ``"ortools"`` or ``"pyvrp"``.
+        objective: best objective of that engine so far, currency units.
+        elapsed_s: seconds since the job started running.
+    """
+
+    job_id: str
+    engine: str
+    objective: float
+    elapsed_s: float
+
+
+# --- worker process ----------------------------------------------------------------------------
+
+
+def _error_payload(err: BaseException) -> tuple[str, Any]:
+    """A picklable description of a domain error (custom __init__s do not unpickle)."""
+    if isinstance(err, InvalidArgumentError):
+        return ("InvalidArgumentError", [(v.field, v.description) for v in err.violations])
+    if isinstance(err, WastemlError):
+        return (type(err).__name__, err.message)
+    return ("internal", "".join(traceback.format_exception(err)))
+
+
+def _rebuild_error(kind: str, payload: Any) -> BaseException:
+    from wasteml_server import errors
+    from wasteml_server.errors import FieldViolation
+
+    if kind == "InvalidArgumentError":
+        (field, desc), *more = payload
+        return InvalidArgumentError(field, desc, *(FieldViolation(f, d) for f, d in more))
+    if kind == "UnavailableError":
+        return UnavailableError("solver-pool", payload)
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, WastemlError):
+        try:
+            return cls(payload)
+        except TypeError:
+            pass
+    logger.error("solver worker raised an unexpected error:\n%s", payload)
+    return RuntimeError("the solver failed unexpectedly; see the server log")
+
+
+class _ProgressSender:
+    """Forwards engine progress over the pipe, at most one message per PROGRESS_INTERVAL_S."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, task_id: str) -> None:
+        self._conn = conn
+        self._task_id = task_id
+        self._last = -math.inf
+        self._pending: Any = None
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S:
+            self._conn.send(("progress", self._task_id, p.engine, p.objective, p.elapsed_s))
+            self._last = now
+            self._pending = None
+        else:
+            self._pending = p
+
+    def flush(self) -> None:
+        """Send the last improvement held back by the rate limit."""
+        if self._pending is not None:
+            p, self._pending = self._pending, None
+            self._conn.send(("progress", self._task_id, p.engine, p.objective, p.elapsed_s))
+
+
+def _worker_main(conn: multiprocessing.connection.Connection, cancel: Any) -> None:
+    """Entry point of a worker process: solve tasks received on ``conn`` until None or EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
+    from wasteml_server.routing.engine import Budget
+    from wasteml_server.routing.portfolio import make_engine
+
+    engines = {name: make_engine(name) for name in (EngineName.ORTOOLS, EngineName.PYVRP)}
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        task_id, problem, options, engine_name, deadline = msg
+        conn.send(("started", task_id))
+        on_progress = _ProgressSender(conn, task_id)
+        try:
+            budget = Budget(options.time_limit_s, deadline, cancel)
+            solution = engines[engine_name].solve(problem, budget, on_progress, options)
+            on_progress.flush()
+            conn.send(("done", task_id, solution))
+        except Exception as err:  # noqa: BLE001 - reported to the parent, never swallowed
+            conn.send(("error", task_id, *_error_payload(err)))
+
+
+# --- parent side -------------------------------------------------------------------------------
+
+
+class _Task:
+    """One engine run of a job."""
+
+    def __init__(self, job: JobHandle, engine: EngineName) -> None:
+        self.id = f"{job.id}/{engine.value}"
+        self.job = job
+        self.engine = engine
+        self.outcome: Solution | BaseException | None = None
+        self.slot: _Slot | None = None
+        self.remaining_s = math.inf
+
+
+class _Slot:
+    """A worker process and its pipe, cancel flag and current task."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.conn: multiprocessing.connection.Connection | None = None
+        self.cancel: Any = None
+        self.task: _Task | None = None
+        self.kill_reason: str | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.spawned_at = 0.0
+
+
+class JobHandle:
+    """A submitted job: its state, progress events, result and cancellation.
+
+    Attributes:
+        id: unique job id (uuid4 hex).
+        problem: the problem.
+        options: the solve options.
+        engines: the single engines that run (two for a portfolio).
+        submitted_at: ``time.time()`` at submission.
+    """
+
+    def __init__(self, pool: SolverPool, problem: Problem, options: SolveOptions,
+                 engines: list[EngineName], deadline: float | None) -> None:
+        self.id = uuid.uuid4().hex
+        self.problem = problem
+        self.options = options
+        self.engines = engines
+        self.deadline = deadline
+        self.submitted_at = time.time()
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.state = JobState.QUEUED
+        self._pool = pool
+        self._tasks = [_Task(self, e) for e in engines]
+        self._future: asyncio.Future[Solution] = asyncio.get_running_loop().create_future()
+        self._events: list[ProgressEvent] = []
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def done(self) -> bool:
+        """True once the job succeeded, failed or was cancelled."""
+        return self._future.done()
+
+    async def result(self) -> Solution:
+        """The solution.
+
+        Raises:
+            CancelledError: the job was cancelled.
+            UnavailableError: its worker died, or the pool was closed.
+            InfeasibleProblemError: a required stop can never be served.
+            InvalidArgumentError: the chosen engine cannot express the problem.
+        """
+        return await asyncio.shield(self._future)
+
+    async def events(self) -> AsyncIterator[ProgressEvent]:
+        """Progress events from the start of the job, then live ones until it ends."""
+        i = 0
+        while True:
+            while i < len(self._events):
+                yield self._events[i]
+                i += 1
+            if self.done:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def cancel(self) -> bool:
+        """Cancel the job; True if it was still queued or running."""
+        return self._pool._cancel(self)
+
+    def _notify(self) -> None:
+        for w in self._waiters:
+            if not w.done():
+                w.set_result(None)
+        self._waiters.clear()
+
+    def _add_event(self, event: ProgressEvent) -> None:
+        self._events.append(event)
+        self._notify()
+
+    def _finish(self, state: JobState, outcome: Solution | BaseException) -> None:
+        if self._future.done():
+            return
+        self.state = state
+        self.finished_at = time.time()
+        if isinstance(outcome, BaseException):
+            self._future.set_exception(outcome)
+            self._future.exception()  # mark retrieved: a job nobody awaits must not log noise
+        else:
+            self._future.set_result(outcome)
+        self._notify()
+
+
+class SolverPool:
+    """A pool of solver worker processes with a bounded queue (see the module docstring).
+
+    Args:
+        settings: pool size (``solver_workers``), queue bound (``solver_queue_size``), longest
+            time limit (``solver_max_time_limit_s``) and kill grace (``solver_kill_grace_s``).
+
+    Use ``async with SolverPool(settings) as pool:`` or ``await pool.start()`` /
+    ``await pool.close()``.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        settings = settings or Settings()
+        self.size = settings.solver_workers
+        self.queue_size = settings.solver_queue_size
+        self.max_time_limit_s = settings.solver_max_time_limit_s
+        self.kill_grace_s = settings.solver_kill_grace_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots = [_Slot(i) for i in range(self.size)]
+        self._queue: deque[_Task] = deque()
+        self._jobs: dict[str, JobHandle] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing = False
+        self._restarts = 0
+
+    # -- lifecycle --
+
+    async def start(self) -> SolverPool:
+        """Start the worker processes (returns at once; workers import the engines in the background)."""
+        self._loop = asyncio.get_running_loop()
+        for slot in self._slots:
+            self._spawn(slot)
+        return self
+
+    async def __aenter__(self) -> SolverPool:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Fail queued and running jobs (UnavailableError), stop every worker, reap them all."""
+        if self._closing:
+            return
+        self._closing = True
+        closed = UnavailableError("solver-pool", "the solver pool was shut down")
+        while self._queue:
+            task = self._queue.popleft()
+            task.job._finish(JobState.FAILED, closed)
+        for slot in self._slots:
+            if slot.task is not None:
+                slot.task.job._finish(JobState.FAILED, closed)
+                slot.cancel.set()
+            self._unwatch(slot)
+            if slot.task is None and slot.process is not None and slot.process.is_alive():
+                try:
+                    slot.conn.send(None)
+                except OSError:
+                    pass
+        end = time.monotonic() + CLOSE_TIMEOUT_S
+        for slot in self._slots:
+            proc = slot.process
+            if proc is None:
+                continue
+            if slot.task is not None:
+                proc.terminate()
+            await asyncio.to_thread(proc.join, max(0.0, end - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                await asyncio.to_thread(proc.join, 1.0)
+            if slot.conn is not None:
+                slot.conn.close()
+            if slot.timer is not None:
+                slot.timer.cancel()
+            slot.task = None
+
+    # -- observability --
+
+    @property
+    def live_workers(self) -> int:
+        """Worker processes alive now."""
+        return sum(1 for s in self._slots if s.process is not None and s.process.is_alive())
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """PIDs of the live worker processes."""
+        return [s.process.pid for s in self._slots if s.process is not None and s.process.is_alive()]
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a worker."""
+        return len({t.job.id for t in self._queue})
+
+    @property
+    def running(self) -> int:
+        """Tasks running now (a portfolio job runs two)."""
+        return sum(1 for s in self._slots if s.task is not None)
+
+    def job(self, job_id: str) -> JobHandle | None:
+        """A job submitted to this pool, or None."""
+        return self._jobs.get(job_id)
+
+    def running_pid(self, job: JobHandle) -> list[int]:
+        """PIDs of the workers running ``job`` now (for tests and diagnostics)."""
+        return [s.process.pid for s in self._slots if s.task is not None and s.task.job is job]
+
+    # -- submission --
+
+    async def submit(self, problem: Problem, options: SolveOptions | None = None, *,
+                     deadline: float | None = None) -> JobHandle:
+        """Queue a job.
+
+        Args:
+            problem: the problem.
+            options: engine, time limit, seed, OR-Tools strategies.
+            deadline: absolute ``time.time()`` by which the answer is needed (e.g. the gRPC
+                deadline); the search stops at the earlier of it and the time limit.
+
+        Raises:
+            InvalidArgumentError: ``time_limit_s`` above ``solver_max_time_limit_s``, or the
+                requested engine cannot express the problem (field ``engine``).
+            ResourceExhaustedError: ``solver_queue_size`` jobs are already waiting.
+            UnavailableError: the pool is closed or not started.
+        """
+        options = options or SolveOptions()
+        if self._closing or self._loop is None:
+            raise UnavailableError("solver-pool", "the solver pool is not running")
+        if options.time_limit_s > self.max_time_limit_s:
+            raise InvalidArgumentError("time_limit_s", f"must be <= {self.max_time_limit_s:g} s")
+        from wasteml_server.routing.portfolio import engines_for
+
+        engines = engines_for(problem, options.engine)
+        if self.queued >= self.queue_size:
+            raise ResourceExhaustedError(
+                f"solver queue full: {self.queued} jobs waiting (limit {self.queue_size})")
+        job = JobHandle(self, problem, options, engines, deadline)
+        self._jobs[job.id] = job
+        self._queue.extend(job._tasks)
+        self._dispatch()
+        return job
+
+    async def solve(self, problem: Problem, options: SolveOptions | None = None, *,
+                    deadline: float | None = None) -> Solution:
+        """Submit and wait for the result (the unary ``Solve``). Errors as :meth:`submit` and
+        :meth:`JobHandle.result`."""
+        job = await self.submit(problem, options, deadline=deadline)
+        return await job.result()
+
+    # -- internals --
+
+    def _spawn(self, slot: _Slot) -> None:
+        parent, child = self._ctx.Pipe(duplex=True)
+        slot.cancel = self._ctx.Event()
+        slot.process = self._ctx.Process(target=_worker_main, args=(child, slot.cancel),
+                                         name=f"wasteml-solver-{slot.index}", daemon=True)
+        slot.process.start()
+        child.close()
+        slot.conn = parent
+        slot.task = None
+        slot.kill_reason = None
+        slot.spawned_at = time.monotonic()
+        assert self._loop is not None
+        self._loop.add_reader(parent.fileno(), self._on_message, slot, slot.process)
+        self._loop.add_reader(slot.process.sentinel, self._on_exit, slot, slot.process)
+        logger.info("solver worker %d started (pid %d)", slot.index, slot.process.pid)
+
+    def _unwatch(self, slot: _Slot) -> None:
+        assert self._loop is not None
+        if slot.conn is not None:
+            self._loop.remove_reader(slot.conn.fileno())
+        if slot.process is not None:
+            self._loop.remove_reader(slot.process.sentinel)
+
+    def _dispatch(self) -> None:
+        for slot in self._slots:
+            if not self._queue or self._closing:
+                return
+            if slot.task is not None or slot.process is None or not slot.process.is_alive():
+                continue
+            task = self._queue.popleft()
+            job = task.job
+            remaining = job.options.time_limit_s
+            if job.deadline is not None:
+                remaining = min(remaining, job.deadline - time.time())
+            slot.cancel.clear()
+            slot.task, task.slot = task, slot
+            if job.state is JobState.QUEUED:
+                job.state = JobState.RUNNING
+                job.started_at = time.time()
+            try:
+                slot.conn.send((task.id, job.problem, job.options, task.engine, job.deadline))
+            except OSError as err:  # the worker died between the check and the send
+                logger.warning("solver worker %d unreachable: %s", slot.index, err)
+                continue
+            task.remaining_s = remaining
+
+    def _on_message(self, slot: _Slot, process: Any) -> None:
+        if slot.process is not process:
+            return
+        try:
+            while slot.conn.poll():
+                msg = slot.conn.recv()
+                self._handle(slot, msg)
+        except (EOFError, OSError):
+            assert self._loop is not None
+            self._loop.remove_reader(slot.conn.fileno())
+
+    def _handle(self, slot: _Slot, msg: tuple) -> None:
+        kind, task_id = msg[0], msg[1]
+        task = slot.task
+        if task is None or task.id != task_id:
+            return  # a late message of a task already settled (cancelled, killed)
+        job = task.job
+        if kind == "started":  # the worker is past its start-up imports: the clock runs now
+            assert self._loop is not None
+            remaining = task.remaining_s
+            if job.deadline is not None:
+                remaining = min(remaining, job.deadline - time.time())
+            if slot.timer is None:
+                slot.timer = self._loop.call_later(max(0.0, remaining) + self.kill_grace_s,
+                                                   self._kill, slot, task, "overrun")
+            return
+        if kind == "progress":
+            if not job.done:
+                elapsed = time.time() - (job.started_at or time.time())
+                job._add_event(ProgressEvent(job.id, msg[2], msg[3], elapsed))
+            return
+        outcome = msg[2] if kind == "done" else _rebuild_error(msg[2], msg[3])
+        self._settle(slot, task, outcome)
+
+    def _settle(self, slot: _Slot, task: _Task, outcome: Solution | BaseException) -> None:
+        if slot.timer is not None:
+            slot.timer.cancel()
+            slot.timer = None
+        slot.task = None
+        task.slot = None
+        task.outcome = outcome
+        job = task.job
+        if not job.done and all(t.outcome is not None for t in job._tasks):
+            self._complete(job)
+        self._dispatch()
+
+    def _complete(self, job: JobHandle) -> None:
+        from wasteml_server.routing.portfolio import choose
+
+        solutions = [t.outcome for t in job._tasks if isinstance(t.outcome, Solution)]
+        if solutions:
+            job._finish(JobState.SUCCEEDED, choose(solutions))
+        else:
+            job._finish(JobState.FAILED, next(t.outcome for t in job._tasks))
+
+    def _kill(self, slot: _Slot, task: _Task, reason: str) -> None:
+        if slot.task is not task or slot.process is None or not slot.process.is_alive():
+            return
+        slot.kill_reason = reason
+        logger.warning("killing solver worker %d (pid %d): task %s %s", slot.index,
+                       slot.process.pid, task.id, reason)
+        slot.process.kill()
+
+    def _on_exit(self, slot: _Slot, process: Any) -> None:
+        if slot.process is not process:
+            return
+        self._unwatch(slot)
+        try:  # a result sent just before the exit
+            while slot.conn.poll():
+                self._handle(slot, slot.conn.recv())
+        except (EOFError, OSError):
+            pass
+        process.join(1.0)
+        code = process.exitcode
+        task = slot.task
+        if task is not None:
+            job = task.job
+            if slot.kill_reason == "overrun":
+                outcome: Solution | BaseException = Solution(
+                    SolveStatus.NO_SOLUTION_IN_TIME, task.engine.value,
+                    unassigned=tuple(Unassigned(i, s.id, "no solution was found in time")
+                                     for i, s in enumerate(job.problem.stops)),
+                    elapsed_s=time.time() - (job.started_at or time.time()),
+                    message=f"{task.engine.value} was still searching {self.kill_grace_s:g} s "
+                            "after its time limit and was stopped")
+            else:
+                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                outcome = UnavailableError(
+                    "solver-pool", f"solver worker (pid {process.pid}) died ({how}) while running job {job.id}")
+            self._settle(slot, task, outcome)
+        slot.conn.close()
+        if self._closing:
+            return
+        logger.warning("solver worker %d (pid %d) exited (code %s); starting a replacement",
+                       slot.index, process.pid, code)
+        self._restarts += 1
+        assert self._loop is not None
+        if time.monotonic() - slot.spawned_at < RESPAWN_BACKOFF_S:  # crashing at start-up: back off
+            self._loop.call_later(RESPAWN_BACKOFF_S, self._respawn, slot, process)
+        else:
+            self._respawn(slot, process)
+
+    def _respawn(self, slot: _Slot, dead: Any) -> None:
+        if self._closing or slot.process is not dead:
+            return
+        self._spawn(slot)
+        self._dispatch()
+
+    def _cancel(self, job: JobHandle) -> bool:
+        if job.done:
+            return False
+        for task in job._tasks:
+            if task in self._queue:
+                self._queue.remove(task)
+            slot = task.slot
+            if slot is not None and slot.task is task:
+                slot.cancel.set()
+                assert self._loop is not None
+                if slot.timer is not None:
+                    slot.timer.cancel()
+                slot.timer = self._loop.call_later(CANCEL_GRACE_S, self._kill, slot, task, "cancelled")
+        job._finish(JobState.CANCELLED, CancelledError(f"job {job.id} was cancelled"))
+        return True
+
+    @property
+    def restarts(self) -> int:
+        """Workers replaced since start (crashes, kills for overrun or cancellation)."""
+        return self._restarts
