@@ -34,10 +34,12 @@ class _SeriesGrainEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SeriesGra
     SERIES_GRAIN_UNSPECIFIED: _SeriesGrain.ValueType  # 0
     """Not set; rejected."""
     SERIES_GRAIN_SERVICE_LINE_DAILY: _SeriesGrain.ValueType  # 1
-    """City-wide daily total of one service line (Austin `Load.Type`, e.g. "GARBAGE COLLECTIONS")."""
+    """City-wide daily total of one service line ("garbage" = Austin `Load.Type` GARBAGE
+    COLLECTIONS, "recycling" = RECYCLING - SINGLE STREAM).
+    """
     SERIES_GRAIN_ROUTE_WEEKLY: _SeriesGrain.ValueType  # 2
-    """Weekly total of one collection route (Austin `Route.Number`, e.g. "PAM03"); weeks run Monday
-    to Sunday.
+    """Weekly total of one garbage collection route (Austin `Route.Number`, e.g. "PAM03"); weeks
+    run Monday to Sunday.
     """
 
 class SeriesGrain(_SeriesGrain, metaclass=_SeriesGrainEnumTypeWrapper):
@@ -46,10 +48,12 @@ class SeriesGrain(_SeriesGrain, metaclass=_SeriesGrainEnumTypeWrapper):
 SERIES_GRAIN_UNSPECIFIED: SeriesGrain.ValueType  # 0
 """Not set; rejected."""
 SERIES_GRAIN_SERVICE_LINE_DAILY: SeriesGrain.ValueType  # 1
-"""City-wide daily total of one service line (Austin `Load.Type`, e.g. "GARBAGE COLLECTIONS")."""
+"""City-wide daily total of one service line ("garbage" = Austin `Load.Type` GARBAGE
+COLLECTIONS, "recycling" = RECYCLING - SINGLE STREAM).
+"""
 SERIES_GRAIN_ROUTE_WEEKLY: SeriesGrain.ValueType  # 2
-"""Weekly total of one collection route (Austin `Route.Number`, e.g. "PAM03"); weeks run Monday
-to Sunday.
+"""Weekly total of one garbage collection route (Austin `Route.Number`, e.g. "PAM03"); weeks
+run Monday to Sunday.
 """
 Global___SeriesGrain: _TypeAlias = SeriesGrain  # noqa: Y015
 
@@ -86,8 +90,8 @@ class FillReading(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     FILL_FRACTION_FIELD_NUMBER: _builtins.int
     fill_fraction: _builtins.float
-    """Fill fraction 0..1 of the bin's capacity (1 = full to the brim). Readings above 1 record
-    overflow (the Blantyre logs record 8 m3 in a 7 m3 skip) and are accepted up to 2.
+    """Fill fraction of the bin's capacity, 0..1 (1 = full or overflowing; the Blantyre logs'
+    overflow reading, 8 m3 in a 7 m3 skip, is 1).
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
@@ -214,10 +218,12 @@ class FillPrediction(_message.Message):
     bin_id: _builtins.str
     """Bin id from the request."""
     fill_fraction: _builtins.float
-    """Predicted fill fraction at target_time: 0..1 of capacity; values above 1 predict overflow."""
+    """Predicted fill fraction at target_time, 0..1 of capacity (1 = full or overflowing), assuming
+    the bin is not emptied before then.
+    """
     time_to_full_s: _builtins.float
-    """Predicted seconds from the last reading until the fill fraction reaches 1; 0 when already
-    full; unset when not expected within the model's horizon.
+    """Predicted seconds from target_time until the fill fraction reaches 1; 0 when it is full at
+    target_time already; unset when it is not expected to fill within the model's horizon.
     """
     @_builtins.property
     def target_time(self) -> _timestamp_pb2.Timestamp:
@@ -338,7 +344,9 @@ class SeriesId(_message.Message):
     grain: Global___SeriesGrain.ValueType
     """Grain of the series."""
     id: _builtins.str
-    """Service line name for SERVICE_LINE_DAILY, route code for ROUTE_WEEKLY."""
+    """Service line for SERVICE_LINE_DAILY (e.g. "garbage", "recycling"), route code for
+    ROUTE_WEEKLY (e.g. "PAM03"). Unknown ids get INVALID_ARGUMENT naming `series.id`.
+    """
     def __init__(
         self,
         *,
@@ -395,7 +403,9 @@ class ForecastPoint(_message.Message):
     """
     @_builtins.property
     def date(self) -> _common_pb2.CalendarDate:
-        """The day (daily grain) or the Monday that starts the week (weekly grain)."""
+        """Last day of the period: the day itself (daily grain) or the Sunday that ends the
+        Monday-to-Sunday week (weekly grain).
+        """
 
     @_builtins.property
     def quantiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___QuantileValue]:

@@ -215,10 +215,11 @@ class PlanningPolicy(_message.Message):
     COMPLAINT_COLLECTION_FIELD_NUMBER: _builtins.int
     COMPLAINT_MAKES_MUST_VISIT_FIELD_NUMBER: _builtins.int
     must_visit_fill_fraction: _builtins.float
-    """A bin whose predicted fill at service time is >= this fraction (0..2) must be visited."""
+    """A bin whose predicted fill at the prediction time is >= this fraction (0..1) must be visited."""
     overflow_penalty: _builtins.float
-    """Skip penalty of an optional bin per unit of predicted overflow fraction (fill above 1), in
-    routing cost units; the penalty grows with predicted overflow.
+    """Extra skip penalty of an optional bin that is predicted to be full (overflowing) by the end of
+    the service day, cost units, >= 0; the planner scales it with how early the bin fills (longer
+    overflow, higher penalty) and documents the formula.
     """
     base_skip_penalty: _builtins.float
     """Base skip penalty of an optional bin that is not predicted to overflow, cost units, >= 0."""
@@ -450,9 +451,11 @@ class BinDecision(_message.Message):
     selection: Global___BinSelection.ValueType
     """Must-visit or optional."""
     predicted_fill_fraction: _builtins.float
-    """Predicted fill fraction at the prediction time (values above 1 predict overflow)."""
+    """Predicted fill fraction at the prediction time, 0..1 (1 = full or overflowing)."""
     time_to_full_s: _builtins.float
-    """Predicted seconds from the last reading until full; unset when not expected."""
+    """Predicted seconds from the prediction time until full (0: full already); unset when not
+    expected within the model's horizon.
+    """
     over_fill_threshold: _builtins.bool
     """True when the fill threshold made it must-visit."""
     complaint_backed: _builtins.bool
@@ -462,7 +465,7 @@ class BinDecision(_message.Message):
     served: _builtins.bool
     """True when the bin is on a route."""
     predicted_overflow: _builtins.bool
-    """True when the bin is predicted to overflow (fill >= 1) by the end of the service day if not served."""
+    """True when the bin is predicted to be full (fill reaches 1) by the end of the service day."""
     explanation: _builtins.str
     """One-line reason in words, e.g. "must: predicted 0.93 >= 0.80; complaint 101002345 at 35 m"."""
     @_builtins.property

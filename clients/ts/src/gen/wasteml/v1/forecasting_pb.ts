@@ -35,8 +35,8 @@ export type FillReading = Message<"wasteml.v1.FillReading"> & {
   time?: Timestamp | undefined;
 
   /**
-   * Fill fraction 0..1 of the bin's capacity (1 = full to the brim). Readings above 1 record
-   * overflow (the Blantyre logs record 8 m3 in a 7 m3 skip) and are accepted up to 2.
+   * Fill fraction of the bin's capacity, 0..1 (1 = full or overflowing; the Blantyre logs'
+   * overflow reading, 8 m3 in a 7 m3 skip, is 1).
    *
    * @generated from field: double fill_fraction = 2;
    */
@@ -178,7 +178,8 @@ export type FillPrediction = Message<"wasteml.v1.FillPrediction"> & {
   targetTime?: Timestamp | undefined;
 
   /**
-   * Predicted fill fraction at target_time: 0..1 of capacity; values above 1 predict overflow.
+   * Predicted fill fraction at target_time, 0..1 of capacity (1 = full or overflowing), assuming
+   * the bin is not emptied before then.
    *
    * @generated from field: double fill_fraction = 3;
    */
@@ -192,8 +193,8 @@ export type FillPrediction = Message<"wasteml.v1.FillPrediction"> & {
   interval?: PredictionInterval | undefined;
 
   /**
-   * Predicted seconds from the last reading until the fill fraction reaches 1; 0 when already
-   * full; unset when not expected within the model's horizon.
+   * Predicted seconds from target_time until the fill fraction reaches 1; 0 when it is full at
+   * target_time already; unset when it is not expected to fill within the model's horizon.
    *
    * @generated from field: optional double time_to_full_s = 5;
    */
@@ -306,7 +307,8 @@ export type SeriesId = Message<"wasteml.v1.SeriesId"> & {
   grain: SeriesGrain;
 
   /**
-   * Service line name for SERVICE_LINE_DAILY, route code for ROUTE_WEEKLY.
+   * Service line for SERVICE_LINE_DAILY (e.g. "garbage", "recycling"), route code for
+   * ROUTE_WEEKLY (e.g. "PAM03"). Unknown ids get INVALID_ARGUMENT naming `series.id`.
    *
    * @generated from field: string id = 2;
    */
@@ -355,7 +357,8 @@ export const QuantileValueSchema: GenMessage<QuantileValue> = /*@__PURE__*/
  */
 export type ForecastPoint = Message<"wasteml.v1.ForecastPoint"> & {
   /**
-   * The day (daily grain) or the Monday that starts the week (weekly grain).
+   * Last day of the period: the day itself (daily grain) or the Sunday that ends the
+   * Monday-to-Sunday week (weekly grain).
    *
    * @generated from field: wasteml.v1.CalendarDate date = 1;
    */
@@ -525,15 +528,16 @@ export enum SeriesGrain {
   UNSPECIFIED = 0,
 
   /**
-   * City-wide daily total of one service line (Austin `Load.Type`, e.g. "GARBAGE COLLECTIONS").
+   * City-wide daily total of one service line ("garbage" = Austin `Load.Type` GARBAGE
+   * COLLECTIONS, "recycling" = RECYCLING - SINGLE STREAM).
    *
    * @generated from enum value: SERIES_GRAIN_SERVICE_LINE_DAILY = 1;
    */
   SERVICE_LINE_DAILY = 1,
 
   /**
-   * Weekly total of one collection route (Austin `Route.Number`, e.g. "PAM03"); weeks run Monday
-   * to Sunday.
+   * Weekly total of one garbage collection route (Austin `Route.Number`, e.g. "PAM03"); weeks
+   * run Monday to Sunday.
    *
    * @generated from enum value: SERIES_GRAIN_ROUTE_WEEKLY = 2;
    */

@@ -121,15 +121,16 @@ export const PlanBinSchema: GenMessage<PlanBin> = /*@__PURE__*/
  */
 export type PlanningPolicy = Message<"wasteml.v1.PlanningPolicy"> & {
   /**
-   * A bin whose predicted fill at service time is >= this fraction (0..2) must be visited.
+   * A bin whose predicted fill at the prediction time is >= this fraction (0..1) must be visited.
    *
    * @generated from field: double must_visit_fill_fraction = 1;
    */
   mustVisitFillFraction: number;
 
   /**
-   * Skip penalty of an optional bin per unit of predicted overflow fraction (fill above 1), in
-   * routing cost units; the penalty grows with predicted overflow.
+   * Extra skip penalty of an optional bin that is predicted to be full (overflowing) by the end of
+   * the service day, cost units, >= 0; the planner scales it with how early the bin fills (longer
+   * overflow, higher penalty) and documents the formula.
    *
    * @generated from field: double overflow_penalty = 2;
    */
@@ -410,7 +411,7 @@ export type BinDecision = Message<"wasteml.v1.BinDecision"> & {
   selection: BinSelection;
 
   /**
-   * Predicted fill fraction at the prediction time (values above 1 predict overflow).
+   * Predicted fill fraction at the prediction time, 0..1 (1 = full or overflowing).
    *
    * @generated from field: double predicted_fill_fraction = 3;
    */
@@ -424,7 +425,8 @@ export type BinDecision = Message<"wasteml.v1.BinDecision"> & {
   predictedFillInterval?: PredictionInterval | undefined;
 
   /**
-   * Predicted seconds from the last reading until full; unset when not expected.
+   * Predicted seconds from the prediction time until full (0: full already); unset when not
+   * expected within the model's horizon.
    *
    * @generated from field: optional double time_to_full_s = 5;
    */
@@ -466,7 +468,7 @@ export type BinDecision = Message<"wasteml.v1.BinDecision"> & {
   served: boolean;
 
   /**
-   * True when the bin is predicted to overflow (fill >= 1) by the end of the service day if not served.
+   * True when the bin is predicted to be full (fill reaches 1) by the end of the service day.
    *
    * @generated from field: bool predicted_overflow = 11;
    */
