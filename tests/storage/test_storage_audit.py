@@ -124,3 +124,24 @@ async def test_unreachable_database_drops_batches_and_keeps_running(tmp_path):
         db.dispose()
     assert _dropped("db_error") - errors_before == 7
     assert writer.written == 0
+
+
+async def test_records_from_worker_threads_are_written(db):
+    """Entries recorded from worker threads (asyncio.to_thread) reach the table like loop ones."""
+    writer = AuditWriter(db)
+    await writer.start()
+    try:
+
+        def record_many(offset: int) -> list[bool]:
+            return [writer.record(**_entry(offset + i)) for i in range(10)]
+
+        results = await asyncio.gather(*(asyncio.to_thread(record_many, k * 10) for k in range(3)))
+        await asyncio.sleep(0)  # let the handed-over entries land on the queue
+        await writer.flush()
+    finally:
+        await writer.aclose()
+    assert all(all(r) for r in results)
+    rows = await asyncio.to_thread(_rows, db)
+    assert sorted(r.request_hash for r in rows) == sorted(
+        _entry(i)["request_hash"] for i in range(30)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import time
 
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from wasteml_server.errors import InvalidArgumentError, UnavailableError
 from wasteml_server.storage import Database, current_revision, head_revision, migrate
 from wasteml_server.storage.cli import app
-from wasteml_server.storage.models import Base
+from wasteml_server.storage.models import Base, PredictionAudit
 from wasteml_server.storage.schema import alembic_config
 
 TABLES = {"model_versions", "prediction_audit", "solver_jobs", "plans"}
@@ -127,3 +128,33 @@ def test_malformed_url_names_the_field():
     with pytest.raises(InvalidArgumentError) as info:
         migrate("definitely not a url")
     assert info.value.field == "database_url"
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path):
+    """Every SQLite connection of a Database has WAL, the configured busy timeout and foreign keys on."""
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}", busy_timeout_s=2.5)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2500
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_naive_timestamps_are_refused(db):
+    """Writing a naive datetime into a UTC timestamp column fails instead of guessing its zone."""
+    row = PredictionAudit(
+        created_at=dt.datetime(2026, 11, 21, 12, 0),  # no tzinfo
+        rpc_method="/wasteml.v1.Forecasting/ForecastDemand",
+        model_name="demand",
+        model_version=1,
+        request_hash="0" * 64,
+        output={"yhat": [1.0]},
+        latency_ms=1.0,
+    )
+    with pytest.raises(sa.exc.StatementError) as info, db.session() as session:
+        session.add(row)
+    assert isinstance(info.value.orig, ValueError)
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(PredictionAudit)) == 0

@@ -99,6 +99,7 @@ class AuditWriter:
         self.drain_timeout_s = drain_timeout_s
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._failing = False
         self.written = 0
@@ -126,7 +127,10 @@ class AuditWriter:
         output: Any,
         latency_ms: float,
     ) -> bool:
-        """Queue one audit entry and return immediately (call from the event loop's thread).
+        """Queue one audit entry and return immediately.
+
+        Safe to call from the writer's event loop or, once started, from worker threads (the
+        entry is then handed to the loop with ``call_soon_threadsafe``).
 
         Args:
             rpc_method: full gRPC method, e.g. ``"/wasteml.v1.Forecasting/PredictFillLevel"``.
@@ -137,8 +141,8 @@ class AuditWriter:
             latency_ms: time spent serving it, milliseconds (>= 0).
 
         Returns:
-            True if queued; False if dropped (queue full, malformed entry, writer closed). Never
-            raises and never waits.
+            True if queued (or handed to the loop from another thread); False if dropped
+            (queue full, malformed entry, writer closed). Never raises and never waits.
         """
         if self._closed:
             self._drop("closed")
@@ -159,6 +163,15 @@ class AuditWriter:
                 "latency_ms": float(latency_ms),
             }
         )
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not _running_on(loop):
+            # Called from a worker thread: hand over to the loop (asyncio.Queue is not
+            # thread-safe). The outcome is counted there; report the entry as accepted.
+            loop.call_soon_threadsafe(self._enqueue, entry)
+            return True
+        return self._enqueue(entry)
+
+    def _enqueue(self, entry: _Entry) -> bool:
         try:
             self._queue.put_nowait(entry)
         except asyncio.QueueFull:
@@ -169,7 +182,8 @@ class AuditWriter:
     async def start(self) -> None:
         """Start the background writer task on the running loop (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="audit-writer")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="audit-writer")
 
     async def flush(self) -> None:
         """Wait until every entry queued so far is written (or dropped on error).
@@ -253,6 +267,14 @@ class AuditWriter:
             with self.db.session() as session:
                 session.execute(sa.insert(PredictionAudit), rows)
         return len(rows), len(batch) - len(rows)
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when called from inside ``loop`` on its own thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _problem(
