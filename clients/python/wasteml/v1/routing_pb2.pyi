@@ -289,7 +289,9 @@ class _JobStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_JobStatus.V
     JOB_STATUS_CANCELLED: _JobStatus.ValueType  # 5
     """Cancelled by CancelJob; the best solution found before cancellation, if any, is kept."""
     JOB_STATUS_INTERRUPTED: _JobStatus.ValueType  # 6
-    """The server restarted while the job was queued or running; it was not finished."""
+    """The server restarted while the job was queued or running; it was not finished and is not
+    re-queued (error_message says so). Submit it again to solve it.
+    """
 
 class JobStatus(_JobStatus, metaclass=_JobStatusEnumTypeWrapper):
     """State of a job."""
@@ -307,7 +309,9 @@ JOB_STATUS_FAILED: JobStatus.ValueType  # 4
 JOB_STATUS_CANCELLED: JobStatus.ValueType  # 5
 """Cancelled by CancelJob; the best solution found before cancellation, if any, is kept."""
 JOB_STATUS_INTERRUPTED: JobStatus.ValueType  # 6
-"""The server restarted while the job was queued or running; it was not finished."""
+"""The server restarted while the job was queued or running; it was not finished and is not
+re-queued (error_message says so). Submit it again to solve it.
+"""
 Global___JobStatus: _TypeAlias = JobStatus  # noqa: Y015
 
 @_typing.final

@@ -1788,7 +1788,8 @@ export enum JobStatus {
   CANCELLED = 5,
 
   /**
-   * The server restarted while the job was queued or running; it was not finished.
+   * The server restarted while the job was queued or running; it was not finished and is not
+   * re-queued (error_message says so). Submit it again to solve it.
    *
    * @generated from enum value: JOB_STATUS_INTERRUPTED = 6;
    */
