@@ -8,6 +8,7 @@ Triton / gRPC status                      domain error
 ========================================  ==========================================
 UNAVAILABLE, connection refused           ``UnavailableError("triton", ...)``
 DEADLINE_EXCEEDED (client timeout)        ``DeadlineExceededError``
+"has no available versions" (not loaded)  ``UnavailableError("triton", ...)``
 NOT_FOUND, "unknown model"                ``NotFoundError``
 INVALID_ARGUMENT (shape, dtype, input)    ``InvalidArgumentError("inputs.<name>", ...)``
 anything else                             ``UnavailableError("triton", ...)``
@@ -82,10 +83,13 @@ def map_triton_error(
     what = f"{action} {model}".strip()
     if status == "DEADLINE_EXCEEDED":
         return DeadlineExceededError(f"triton {what}: deadline exceeded")
+    if "has no available versions" in lowered:  # known model, nothing loaded: retry after a load
+        return UnavailableError("triton", f"model {model!r} has no ready version: {message}")
     if (
         status == "NOT_FOUND"
         or "unknown model" in lowered
         or "failed to poll from model repository" in lowered
+        or ("requested model" in lowered and "is not available" in lowered)
     ):
         return NotFoundError(
             f"model {model!r} not found in Triton: {message}" if model else message
@@ -202,7 +206,7 @@ class TritonClient:
                 asked for, or Triton rejected a shape/dtype/name (field ``inputs.<name>``).
             NotFoundError: unknown model or version.
             DeadlineExceededError: the call ran past its timeout.
-            UnavailableError: Triton is down, the model is not ready, or it failed.
+            UnavailableError: Triton is down, the model has no loaded version, or it failed.
         """
         if not outputs:
             raise InvalidArgumentError("outputs", "name at least one output")
@@ -289,22 +293,16 @@ class TritonClient:
         """The loaded model's configuration as Triton's JSON (model_config.proto field names).
 
         Raises:
-            NotFoundError: unknown or unloaded model.
-            UnavailableError, DeadlineExceededError: as for :meth:`infer`.
+            NotFoundError: unknown model or version.
+            UnavailableError: the model has no loaded version, or Triton is down.
+            DeadlineExceededError: the call timed out.
         """
         try:
             reply = await self._client.get_model_config(
                 name, version, as_json=True, client_timeout=self._timeout(timeout_s)
             )
         except InferenceServerException as error:
-            mapped = map_triton_error(error, model=name, action="model config")
-            if (
-                isinstance(mapped, UnavailableError)
-                and _status(error) in {"UNAVAILABLE", "INVALID_ARGUMENT"}
-                and "not found" in (error.message() or "").lower()
-            ):
-                mapped = NotFoundError(f"model {name!r} is not loaded: {error.message()}")
-            raise mapped from error
+            raise map_triton_error(error, model=name, action="model config") from error
         return dict(reply["config"])
 
     async def model_statistics(

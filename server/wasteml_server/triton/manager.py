@@ -196,7 +196,7 @@ class LocalTriton:
             f"--cache-directory={dist.caches_dir}",
             f"--backend-config=python,shm-region-prefix-name={shm_prefix}",
             "--disable-auto-complete-config",
-            "--strict-readiness=true",
+            "--strict-readiness=false",  # a failed ModelAdmin load must not make the server unready
             f"--grpc-address={LOOPBACK}",
             f"--grpc-port={ports['grpc']}",
             f"--http-address={LOOPBACK}",
@@ -244,6 +244,8 @@ class LocalTriton:
                 else logging.INFO
             )
             if level >= logging.WARNING and any(text in line for text in _CPU_ONLY_NOISE):
+                level = logging.DEBUG
+            elif line[:1] in "+|":  # the option/model/backend tables printed at start
                 level = logging.DEBUG
             triton_log.log(level, "%s", line)
         process.stdout.close()
@@ -358,9 +360,11 @@ def run_local_triton(settings: Settings) -> int:
     """Start the local Triton and block until Ctrl-C or SIGTERM (the ``wasteml triton`` command).
 
     Returns:
-        Process exit code: 0 after a requested stop, 1 when Triton died on its own.
-
-    Raises:
-        UnavailableError: Triton could not be started (see :meth:`LocalTriton.start`).
+        Process exit code: 0 after a requested stop, 1 when Triton could not start (the reason
+        is logged) or died on its own.
     """
-    return asyncio.run(_serve_until_signal(settings))
+    try:
+        return asyncio.run(_serve_until_signal(settings))
+    except UnavailableError as error:
+        logger.error("%s", error.message)
+        return 1
