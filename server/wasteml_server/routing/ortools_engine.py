@@ -114,7 +114,9 @@ class OrToolsEngine:
                 steps: list[Step] = []
                 index = assignment.Value(routing.NextVar(routing.Start(v)))
                 while not routing.IsEnd(index):
-                    steps.append(model.step_of(manager.IndexToNode(index)))
+                    step = model.step_of(manager.IndexToNode(index))
+                    if not (step[0] is VisitKind.FACILITY and steps and steps[-1] == step):
+                        steps.append(step)
                     index = assignment.Value(routing.NextVar(index))
                 vt_index, vehicle = model.vehicle_of[v]
                 routes.append((vt_index, vehicle, steps))
@@ -153,7 +155,9 @@ class _Model:
         self.steps += [(VisitKind.STOP, i) for i in self.stop_nodes]
         used_facilities = sorted({f for vt in problem.vehicle_types for f in vt.facilities})
         copies = self._facility_copies(problem) if used_facilities else 0
+        copy_nodes: list[list[int]] = []
         for f in used_facilities:
+            copy_nodes.append(list(range(len(self.steps), len(self.steps) + copies)))
             self.steps += [(VisitKind.FACILITY, f)] * copies
         locs = [d.location for d in problem.depots]
         svc = [0] * n_dep
@@ -234,15 +238,23 @@ class _Model:
                 tw = problem.facilities[idx].time_window
                 windows = (tw,) if tw is not None else ()
                 routing.AddDisjunction([index], 0)
-                allowed = [v for v, (t, _) in enumerate(self.vehicle_of)
-                           if idx in problem.vehicle_types[t].facilities]
-                routing.SetAllowedVehiclesForIndex(allowed, index)
+                barred = [v for v, (t, _) in enumerate(self.vehicle_of)
+                          if idx not in problem.vehicle_types[t].facilities]
+                if barred:
+                    routing.VehicleVar(index).RemoveValues(barred)
             if windows:
                 cumul = tdim.CumulVar(index)
                 cumul.SetRange(windows[0].start_s, windows[-1].end_s)
                 for a, b in zip(windows, windows[1:], strict=False):
                     if b.start_s - a.end_s > 1:
                         cumul.RemoveInterval(a.end_s + 1, b.start_s - 1)
+
+        # a copy never follows another copy of the same facility (tipping twice is pointless and
+        # would only let the search park spare copies there at zero distance)
+        for nodes in copy_nodes:
+            indices = [manager.NodeToIndex(n) for n in nodes]
+            for i in indices:
+                routing.NextVar(i).RemoveValues([j for j in indices if j != i])
 
     def _facility_copies(self, problem: Problem) -> int:
         n_stops = len(self.stop_nodes)

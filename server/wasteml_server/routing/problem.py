@@ -34,13 +34,12 @@ DAY_S = 86_400
 #: Reference System 1980", J. Geodesy 74:128-133).
 EARTH_RADIUS_M = 6_371_008.8
 
-#: Road distance / great-circle distance. 1.3 is the customary urban detour (circuity) factor;
-#: Boscoe, Henry & Zdeb (2012), "A nationwide comparison of driving distance versus straight-line
-#: distance", Prof. Geogr. 64(2):188-196, report a mean circuity of 1.417 in the US for short
-#: trips; Ballou, Rahardja & Sakai (2002), Transp. Res. A 36:843-848, list 1.2-1.4 by country.
-#: The Blantyre road matrix (the real one in ``data/collection``) gives 1.38 (median over
-#: its 3,080 off-diagonal pairs, measured by ``routing.blantyre.circuity``). Override per call.
-DEFAULT_DETOUR_FACTOR = 1.3
+#: Road distance / great-circle distance (circuity). Boscoe, Henry & Zdeb (2012), "A nationwide
+#: comparison of driving distance versus straight-line distance to hospitals", Prof. Geogr.
+#: 64(2):188-196, report a mean of 1.417 in the US; the real Blantyre road matrix in
+#: ``data/collection`` gives a median of 1.44 over its 3,080 off-diagonal pairs (road km over
+#: haversine km of the sites' coordinates). Override per call.
+DEFAULT_DETOUR_FACTOR = 1.4
 
 #: Mean urban speed of a collection truck between stops, km/h. 25 km/h is an assumption in the
 #: middle of the 20-30 km/h urban average speeds used for refuse trucks (e.g. the US EPA MOVES

@@ -252,9 +252,9 @@ class _Data:
             activities = list(route)[1:-1]
             steps: list[Step] = []
             for act in activities:
-                if act.is_client:
+                if act.is_client():
                     steps.append((VisitKind.STOP, self.client_stop[act.idx]))
-                elif act.is_depot and act.idx in self._fac_of_depot:
+                elif act.is_depot() and act.idx in self._fac_of_depot:
                     steps.append((VisitKind.FACILITY, self._fac_of_depot[act.idx]))
             end_depot = route.end_depot()
             if end_depot in self.tip_before_end and steps and steps[-1][0] is VisitKind.STOP:
