@@ -118,7 +118,8 @@ def load_instance(vrp_dir: Path, name: str, *, max_customers: int | None = None)
         scale = 10
         dist = np.floor(10 * euclid).astype(np.int64)
         tw = np.asarray(data["time_window"], dtype=np.int64)[:n] * 10
-        service = np.broadcast_to(np.asarray(data["service_time"], dtype=np.int64) * 10, (n,)).copy()
+        raw_service = np.asarray(data["service_time"], dtype=np.int64) * 10
+        service = (np.full(n, raw_service) if raw_service.ndim == 0 else raw_service[:n]).copy()
         service[0] = 0
         shift = TimeWindow(int(tw[0, 0]), int(tw[0, 1]))
         count = int(data.get("vehicles", row.fleet_limit))

@@ -1,0 +1,126 @@
+"""Problem validation, matrices from coordinates and up-front infeasibility screening."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wasteml_server.errors import InfeasibleProblemError, InvalidArgumentError
+from wasteml_server.routing.feasibility import screen
+from wasteml_server.routing.problem import (
+    Depot,
+    Location,
+    Problem,
+    Stop,
+    TimeWindow,
+    VehicleType,
+    haversine_matrices,
+    under,
+)
+
+SHIFT = TimeWindow(0, 3600)
+
+
+def _problem(stops, *, vehicle=None, n_loc=3, dist=None):
+    dist = np.full((n_loc, n_loc), 600) if dist is None else dist
+    np.fill_diagonal(dist, 0)
+    vehicle = vehicle or VehicleType(count=1, capacity=(10,), shift=SHIFT)
+    return Problem(tuple(Location() for _ in range(n_loc)), (Depot(0),), (vehicle,), tuple(stops),
+                   dist, dist.copy())
+
+
+def test_time_window_end_before_start_names_field_under_prefix():
+    """A window ending before it starts is rejected with the dotted path of the window."""
+    with pytest.raises(InvalidArgumentError) as err, under("stops[3]"), under("time_windows[0]"):
+        TimeWindow(100, 50)
+    assert err.value.field == "stops[3].time_windows[0].end_s"
+
+
+def test_overlapping_time_windows_rejected():
+    """Windows of one stop must be sorted and disjoint."""
+    with pytest.raises(InvalidArgumentError) as err:
+        Stop("a", 1, (1,), 0, (TimeWindow(0, 100), TimeWindow(50, 200)))
+    assert err.value.field == "time_windows[1]"
+
+
+@pytest.mark.parametrize(
+    ("stops", "field"),
+    [
+        ([Stop("a", 1, (1,)), Stop("b", 7, (1,))], "stops[1].location"),
+        ([Stop("a", 1, (1, 2))], "stops[0].demand"),
+        ([Stop("a", 1, (1,)), Stop("a", 2, (1,))], "stops[1].id"),
+    ],
+)
+def test_bad_stop_fields_named(stops, field):
+    """Out-of-range location, wrong demand dimensions and duplicate ids name the stop's field."""
+    with pytest.raises(InvalidArgumentError) as err:
+        _problem(stops)
+    assert err.value.field == field
+
+
+def test_negative_and_misshapen_matrices_rejected():
+    """A negative matrix entry names its cell; a wrong shape names the matrix."""
+    dist = np.full((3, 3), 5)
+    dist[1, 2] = -1
+    with pytest.raises(InvalidArgumentError) as err:
+        _problem([Stop("a", 1, (1,))], dist=dist)
+    assert err.value.field == "distance_m[1][2]"
+    with pytest.raises(InvalidArgumentError) as err:
+        Problem((Location(), Location()), (Depot(0),), (VehicleType(1, (1,), SHIFT),), (),
+                np.zeros((3, 3)), np.zeros((2, 2)))
+    assert err.value.field == "distance_m"
+
+
+def test_vehicle_type_fields_named():
+    """Bad vehicle fields are rejected with their names."""
+    with pytest.raises(InvalidArgumentError) as err:
+        VehicleType(count=0, capacity=(1,), shift=SHIFT)
+    assert err.value.field == "count"
+    with pytest.raises(InvalidArgumentError) as err:
+        VehicleType(count=1, capacity=(1,), shift=SHIFT, end_empty=True)
+    assert err.value.field == "end_empty"
+    with pytest.raises(InvalidArgumentError) as err:
+        _problem([Stop("a", 1, (1,))], vehicle=VehicleType(1, (1,), SHIFT, end_depot=2))
+    assert err.value.field == "vehicle_types[0].end_depot"
+
+
+def test_haversine_one_degree_of_latitude():
+    """One degree of latitude is 111.195 km on the mean sphere, times the detour factor;
+    durations follow the speed; the matrix is symmetric with a zero diagonal."""
+    dist, dur = haversine_matrices(np.array([0.0, 1.0]), np.array([0.0, 0.0]),
+                                   detour_factor=1.5, speed_kmh=36.0)
+    assert dist[0, 1] == dist[1, 0] == round(1.5 * 111_195.08)
+    assert dur[0, 1] == round(dist[0, 1] / 10.0)
+    assert dist[0, 0] == dur[1, 1] == 0
+    with pytest.raises(InvalidArgumentError) as err:
+        haversine_matrices(np.zeros(2), np.zeros(2), detour_factor=0.9)
+    assert err.value.field == "detour_factor"
+
+
+def test_from_coordinates_requires_coordinates():
+    """Computing matrices needs every location's coordinates, else the location is named."""
+    with pytest.raises(InvalidArgumentError) as err:
+        Problem.from_coordinates([Location(1.0, 2.0), Location()], [Depot(0)],
+                                 [VehicleType(1, (1,), SHIFT)], [Stop("a", 1, (1,))])
+    assert err.value.field == "locations[1]"
+
+
+def test_unreachable_required_stop_explained():
+    """A required stop whose window closes before any vehicle can arrive raises
+    InfeasibleProblemError naming the stop and the arrival time."""
+    stop = Stop("late-bin", 1, (1,), 0, (TimeWindow(0, 300),))  # 600 s away, window closes at 300 s
+    with pytest.raises(InfeasibleProblemError) as err:
+        screen(_problem([stop]))
+    assert "late-bin" in err.value.message and "00:10" in err.value.message
+
+
+def test_demand_above_every_capacity_explained():
+    """A required stop heavier than every vehicle raises InfeasibleProblemError; an optional one
+    is only reported with the reason."""
+    heavy = Stop("heavy", 1, (11,))
+    with pytest.raises(InfeasibleProblemError) as err:
+        screen(_problem([heavy]))
+    assert "heavy" in err.value.message and "capacity 10" in err.value.message
+    optional = Stop("heavy", 1, (11,), required=False, penalty=5.0)
+    reasons = screen(_problem([Stop("ok", 2, (1,)), optional]))
+    assert list(reasons) == [1] and "capacity 10" in reasons[1]
