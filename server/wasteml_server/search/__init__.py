@@ -1,0 +1,1 @@
+"""Semantic search over service requests: tokenisation, embeddings (Triton), Milvus."""
