@@ -6,11 +6,14 @@
 * **Queue:** at most ``Settings.solver_queue_size`` jobs wait for a worker; one more raises
   :class:`~wasteml_server.errors.ResourceExhaustedError`.
 * **Time limits enforced from outside:** a worker still busy ``solver_kill_grace_s`` after its
-  task's time limit (OR-Tools does not check its limit inside its first-solution heuristic:
-  measured 7 s for a 3 s limit on a 1000-stop instance) is killed and replaced; the task ends
-  with status NO_SOLUTION_IN_TIME.
+  task's time limit is killed and replaced; the task ends with status NO_SOLUTION_IN_TIME.
+  OR-Tools checks its limit only now and then in the first-solution phase (measured here,
+  OR-Tools 9.15 on the 1000-stop R1_10_1 with a 0.5 s limit: it returned after 0.72-1.02 s
+  depending on the strategy; larger overruns were seen while planning), and a PyVRP
+  iteration on a large instance is not interruptible either.
 * **Cancellation** sets the worker's flag, which the engines check (OR-Tools at each solution,
-  PyVRP at each iteration); a worker that has not stopped ``CANCEL_GRACE_S`` later is killed
+  PyVRP at each iteration; ``SolveWithParameters`` holds the GIL, so no watcher thread inside
+  the worker could interrupt it in between); a worker that has not stopped ``CANCEL_GRACE_S`` later is killed
   and replaced. :meth:`JobHandle.result` raises ``CancelledError`` at once.
 * **A dead worker** (crash, ``kill -9``) fails its job with ``UnavailableError`` naming the
   exit code and signal; a replacement is started.

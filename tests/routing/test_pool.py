@@ -1,0 +1,146 @@
+"""The solver pool with real worker processes: queue bound, cancellation, kill -9, overrun, close."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+import time
+
+import pytest
+from routing_checker import DATA_DIR, violations
+
+from wasteml_server.errors import (
+    CancelledError,
+    InvalidArgumentError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
+from wasteml_server.routing.engine import EngineName, SolveOptions
+from wasteml_server.routing.instances import load_instance
+from wasteml_server.routing.pool import JobState, SolverPool
+from wasteml_server.routing.problem import SolveStatus
+from wasteml_server.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def r101():
+    """Solomon R101, 100 customers (real benchmark data)."""
+    return load_instance(DATA_DIR / "vrp", "R101").problem
+
+
+def _settings(**kw) -> Settings:
+    values = dict(solver_workers=2, solver_queue_size=4, solver_kill_grace_s=1.0,
+                  solver_max_time_limit_s=60.0)
+    values.update(kw)
+    return Settings(**values)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def _first_event(job, timeout: float = 20.0):
+    async def first():
+        async for event in job.events():
+            return event
+    return await asyncio.wait_for(first(), timeout)
+
+
+async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101):
+    """A portfolio job on R101 streams improvements from both engines, ends SUCCEEDED with a
+    feasible plan (independently checked) naming the winning engine; close leaves no children."""
+    pool = await SolverPool(_settings()).start()
+    try:
+        assert pool.size == 2 and pool.live_workers == 2
+        job = await pool.submit(r101, SolveOptions(time_limit_s=3.0, engine=EngineName.PORTFOLIO))
+        events = [e async for e in job.events()]
+        sol = await job.result()
+        assert job.state is JobState.SUCCEEDED and sol.status is SolveStatus.FEASIBLE
+        assert violations(r101, sol) == []
+        assert {e.engine for e in events} == {"ortools", "pyvrp"}
+        best = {e.engine: min(x.objective for x in events if x.engine == e.engine) for e in events}
+        assert sol.engine == min(best, key=best.get)
+        assert sol.objective.total == pytest.approx(min(best.values()))
+        pids = pool.worker_pids
+    finally:
+        await pool.close()
+    assert not any(_alive(p) for p in pids)
+    assert multiprocessing.active_children() == []
+
+
+async def test_full_queue_raises_resource_exhausted(r101):
+    """With 1 worker and a queue of 1, a third concurrent job is refused with RESOURCE_EXHAUSTED,
+    and a time limit above the maximum is an INVALID_ARGUMENT on time_limit_s."""
+    async with SolverPool(_settings(solver_workers=1, solver_queue_size=1)) as pool:
+        opts = SolveOptions(time_limit_s=30.0, engine=EngineName.ORTOOLS)
+        running = await pool.submit(r101, opts)
+        waiting = await pool.submit(r101, opts)
+        assert pool.queued == 1
+        with pytest.raises(ResourceExhaustedError):
+            await pool.submit(r101, opts)
+        with pytest.raises(InvalidArgumentError) as err:
+            await pool.submit(r101, SolveOptions(time_limit_s=61.0))
+        assert err.value.field == "time_limit_s"
+        waiting.cancel()
+        running.cancel()
+        with pytest.raises(CancelledError):
+            await waiting.result()
+
+
+async def test_cancel_stops_running_search_within_a_second(r101):
+    """Cancelling a running 30 s OR-Tools search frees its worker within a second, the result
+    raises CancelledError, and the pool keeps its size."""
+    async with SolverPool(_settings(solver_workers=1)) as pool:
+        job = await pool.submit(r101, SolveOptions(time_limit_s=30.0, engine=EngineName.ORTOOLS))
+        await _first_event(job)
+        t0 = time.monotonic()
+        assert job.cancel()
+        with pytest.raises(CancelledError):
+            await job.result()
+        while pool.running:
+            await asyncio.sleep(0.02)
+        assert time.monotonic() - t0 < 1.0
+        assert job.state is JobState.CANCELLED and not job.cancel()
+        await asyncio.sleep(0.1)
+        assert pool.live_workers == 1
+
+
+async def test_killed_worker_fails_job_cleanly_and_is_replaced(r101):
+    """kill -9 of the worker running a job fails that job with UNAVAILABLE naming the signal;
+    a replacement worker starts and the next job succeeds on it."""
+    async with SolverPool(_settings(solver_workers=1)) as pool:
+        job = await pool.submit(r101, SolveOptions(time_limit_s=30.0, engine=EngineName.PYVRP))
+        await _first_event(job)
+        (pid,) = pool.running_pid(job)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(UnavailableError) as err:
+            await asyncio.wait_for(job.result(), 5.0)
+        assert "signal 9" in err.value.message and job.state is JobState.FAILED
+        deadline = time.monotonic() + 5.0
+        while pool.live_workers < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert pool.live_workers == 1 and pool.worker_pids != [pid] and pool.restarts == 1
+        sol = await pool.solve(r101, SolveOptions(time_limit_s=1.0, engine=EngineName.PYVRP))
+        assert sol.status is SolveStatus.FEASIBLE
+
+
+async def test_overrunning_search_is_stopped_from_outside():
+    """A worker still busy past its time limit plus the kill grace (0 s here; translating and
+    answering a 1000-stop R1_10_1 job takes longer than that) is killed from outside: the job
+    answers NO_SOLUTION_IN_TIME saying so, promptly, and the worker is replaced."""
+    big = load_instance(DATA_DIR / "vrp", "R1_10_1").problem
+    async with SolverPool(_settings(solver_workers=1, solver_kill_grace_s=0.0)) as pool:
+        job = await pool.submit(big, SolveOptions(time_limit_s=1.0, engine=EngineName.ORTOOLS))
+        sol = await asyncio.wait_for(job.result(), 10.0)
+        assert sol.status is SolveStatus.NO_SOLUTION_IN_TIME and "stopped" in sol.message
+        assert job.finished_at - job.started_at < 1.0 + 3.0  # limit + worker start-up
+        deadline = time.monotonic() + 5.0
+        while pool.live_workers < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert pool.restarts == 1 and pool.live_workers == 1
