@@ -239,7 +239,13 @@ class TritonClient:
             raise map_triton_error(error, model=model, action="infer") from error
         out: dict[str, np.ndarray] = {}
         for name in outputs:
-            array = result.as_numpy(name)
+            try:
+                array = result.as_numpy(name)
+            except ValueError as error:  # e.g. empty data for a non-empty shape (numpy 2 in
+                # the Python backend's environment returns empty outputs)
+                raise UnavailableError(
+                    "triton", f"infer {model}: malformed output {name!r}: {error}"
+                ) from error
             if array is None:
                 raise UnavailableError("triton", f"infer {model}: reply lacks output {name!r}")
             out[name] = array

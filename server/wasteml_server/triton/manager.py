@@ -57,6 +57,7 @@ _CPU_ONLY_NOISE = (
     "Failed to initialize NVML",
     "DCGM unable to start",
     "CUDA memory pool disabled",
+    "pinned system memory",
 )
 _PORT_IN_USE = (
     "address already in use",
