@@ -1,0 +1,175 @@
+"""Export LightGBM boosters to ONNX (onnxmltools) and check parity with ``Booster.predict``.
+
+Signature of every exported forecasting model (demand_daily, demand_route_weekly, fill_level):
+
+* input ``features``: float32 ``[batch, n_features]``, dynamic batch axis; columns in the order
+  of the version's ``metadata.json["feature_names"]``;
+* output ``prediction``: float32 ``[batch, 1]`` (kilograms per period for demand, fill fraction
+  0..1 for fill_level);
+* graph: one ``ai.onnx.ml.TreeEnsembleRegressor`` built by ``onnxmltools.convert_lightgbm``.
+
+Parity: ONNX Runtime on CPU vs ``Booster.predict`` on the same float32 rows (cast to float64 for
+LightGBM), relative error ``|onnx - lgb| / max(|lgb|, floor)`` where ``floor`` is a small
+value in the target's unit (predictions near 0 -- Sundays, empty skips -- otherwise make
+the relative error meaningless). The ONNX tree ensemble accumulates leaf values in float32, so
+errors of about 1e-7 relative per tree are expected; the acceptance bound is 1e-5 (issue 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import onnx
+
+from wasteml_server.errors import InvalidArgumentError
+
+INPUT_NAME = "features"
+"""Name of the ONNX input tensor (float32 ``[batch, n_features]``)."""
+
+OUTPUT_NAME = "prediction"
+"""Name of the ONNX output tensor (float32 ``[batch, 1]``)."""
+
+TARGET_OPSET = 15
+"""Default-domain opset of the exported graphs (ai.onnx.ml opset is chosen by onnxmltools)."""
+
+PARITY_RTOL = 1e-5
+"""Acceptance bound of the relative ONNX-vs-LightGBM error (issue 3, item 3)."""
+
+
+def booster_to_onnx(booster: lgb.Booster, n_features: int) -> onnx.ModelProto:
+    """Convert a LightGBM regressor to ONNX with the signature in the module docstring.
+
+    Args:
+        booster: trained regressor (``objective`` regression, l1 or quantile).
+        n_features: number of input columns (``booster.num_feature()``).
+
+    Raises:
+        InvalidArgumentError: ``n_features`` differs from the booster's (field ``n_features``).
+    """
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    if n_features != booster.num_feature():
+        raise InvalidArgumentError(
+            "n_features", f"{n_features} != booster's {booster.num_feature()}")
+    model = convert_lightgbm(booster, initial_types=[(INPUT_NAME, FloatTensorType([None,
+                                                                                 n_features]))],
+                             target_opset=TARGET_OPSET, zipmap=False)
+    old = model.graph.output[0].name
+    if old != OUTPUT_NAME:
+        for node in model.graph.node:
+            for i, name in enumerate(node.output):
+                if name == old:
+                    node.output[i] = OUTPUT_NAME
+        model.graph.output[0].name = OUTPUT_NAME
+    model.producer_name = "wasteml.forecasting"
+    onnx.checker.check_model(model)
+    return model
+
+
+def add_input_column(model: onnx.ModelProto, column: int) -> onnx.ModelProto:
+    """Make the graph output ``prediction + features[:, column]`` (e.g. fill change -> fill).
+
+    Used by fill_level, whose booster learns the change from ``fill_now`` (column 0): the
+    served model then returns the fill fraction itself, and parity is checked against
+    ``fill_now + Booster.predict``.
+    """
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    for op in model.opset_import:
+        if op.domain in ("", "ai.onnx") and op.version < 13:
+            op.version = 13  # Slice with tensor inputs
+    inner = OUTPUT_NAME + "_delta"
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name == OUTPUT_NAME:
+                node.output[i] = inner
+    consts = {"col_start": [column], "col_end": [column + 1], "col_axis": [1]}
+    for name, val in consts.items():
+        graph.initializer.append(helper.make_tensor(name, TensorProto.INT64, [1], val))
+    graph.node.append(helper.make_node("Slice", [INPUT_NAME, "col_start", "col_end", "col_axis"],
+                                       ["base_column"], name="slice_base_column"))
+    graph.node.append(helper.make_node("Add", [inner, "base_column"], [OUTPUT_NAME],
+                                       name="add_base_column"))
+    onnx.checker.check_model(model)
+    return model
+
+
+class OnnxRuntimeInfer:
+    """In-process ONNX Runtime inference of an exported forecasting model (CPU, 1 thread).
+
+    Callable as ``infer(features float32 [n, f]) -> float32 [n]``; the same contract as the
+    Triton-backed function the server injects.
+
+    Args:
+        model: path of ``model.onnx`` or its bytes.
+    """
+
+    def __init__(self, model: Path | bytes) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        # spinning threads cost ~2x under CPU contention on shared boxes (issue 3 notes)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        src = str(model) if isinstance(model, Path) else model
+        self._session = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(features, dtype=np.float32)
+        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0].reshape(-1)
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """ONNX Runtime vs ``Booster.predict`` on the same rows.
+
+    Attributes:
+        n_rows: rows compared.
+        max_abs_err: largest ``|onnx - lgb|`` in the target's unit.
+        max_rel_err: largest ``|onnx - lgb| / max(|lgb|, floor)``.
+        floor: the floor used in the relative error, target's unit.
+    """
+
+    n_rows: int
+    max_abs_err: float
+    max_rel_err: float
+    floor: float
+
+    @property
+    def ok(self) -> bool:
+        """True when ``max_rel_err <= PARITY_RTOL``."""
+        return self.max_rel_err <= PARITY_RTOL
+
+    def to_json(self) -> dict:
+        """JSON form for the metadata sidecar."""
+        return {"n_rows": self.n_rows, "max_abs_err": self.max_abs_err,
+                "max_rel_err": self.max_rel_err, "floor": self.floor, "rtol": PARITY_RTOL}
+
+
+def check_parity(booster: lgb.Booster, model: onnx.ModelProto | Path, features: np.ndarray,
+                 floor: float, base_column: int | None = None) -> ParityReport:
+    """Compare ONNX Runtime with ``Booster.predict`` on real feature rows.
+
+    Args:
+        booster: the source booster.
+        model: the exported model (proto or path).
+        features: float32 ``[n, n_features]`` real rows.
+        floor: lower bound of the denominator of the relative error, target's unit.
+        base_column: for graphs built with ``add_input_column``, the added column; the
+            reference is then ``features[:, base_column] + Booster.predict``.
+    """
+    x = np.asarray(features, dtype=np.float32)
+    src = model if isinstance(model, Path) else model.SerializeToString()
+    got = OnnxRuntimeInfer(src)(x).astype(np.float64)
+    ref = booster.predict(x.astype(np.float64))
+    if base_column is not None:
+        ref = ref + x[:, base_column].astype(np.float64)
+    err = np.abs(got - ref)
+    rel = err / np.maximum(np.abs(ref), floor)
+    return ParityReport(int(len(x)), float(err.max()), float(rel.max()), float(floor))
