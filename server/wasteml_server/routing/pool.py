@@ -159,6 +159,10 @@ def _worker_main(conn: multiprocessing.connection.Connection, cancel: Any) -> No
     from wasteml_server.routing.portfolio import make_engine
 
     engines = {name: make_engine(name) for name in (EngineName.ORTOOLS, EngineName.PYVRP)}
+    import ortools.constraint_solver.pywrapcp  # noqa: F401 - import the solvers before the first task
+    import pyvrp  # noqa: F401
+
+    conn.send(("ready", None))
     while True:
         try:
             msg = conn.recv()
@@ -205,6 +209,7 @@ class _Slot:
         self.kill_reason: str | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.spawned_at = 0.0
+        self.ready = False
 
 
 class JobHandle:
@@ -367,6 +372,18 @@ class SolverPool:
                 slot.timer.cancel()
             slot.task = None
 
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Wait until every worker has imported the engines (benchmarks start the clock after it).
+
+        Raises:
+            UnavailableError: not all workers were ready within ``timeout_s``.
+        """
+        end = time.monotonic() + timeout_s
+        while not all(s.ready for s in self._slots):
+            if time.monotonic() > end:
+                raise UnavailableError("solver-pool", f"workers not ready after {timeout_s:g} s")
+            await asyncio.sleep(0.05)
+
     # -- observability --
 
     @property
@@ -452,6 +469,7 @@ class SolverPool:
         slot.task = None
         slot.kill_reason = None
         slot.spawned_at = time.monotonic()
+        slot.ready = False
         assert self._loop is not None
         self._loop.add_reader(parent.fileno(), self._on_message, slot, slot.process)
         self._loop.add_reader(slot.process.sentinel, self._on_exit, slot, slot.process)
@@ -500,6 +518,9 @@ class SolverPool:
 
     def _handle(self, slot: _Slot, msg: tuple) -> None:
         kind, task_id = msg[0], msg[1]
+        if kind == "ready":
+            slot.ready = True
+            return
         task = slot.task
         if task is None or task.id != task_id:
             return  # a late message of a task already settled (cancelled, killed)
