@@ -60,7 +60,7 @@ def _parity(args: argparse.Namespace, settings: Settings) -> int:
 def _tensorrt(args: argparse.Namespace, settings: Settings) -> int:
     from wasteml_export.tensorrt import main as tensorrt_main
 
-    return tensorrt_main(args.repository, force=args.force)
+    return tensorrt_main(args.repository, force=args.force, data_dir=args.data_dir)
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
