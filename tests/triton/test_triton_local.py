@@ -272,3 +272,25 @@ def test_parent_crash_kills_triton(
             if parent.poll() is None:
                 parent.kill()
             parent.stderr.close()
+
+
+async def test_port_taken_meanwhile_is_retried(
+    production_repository: Path, triton_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a port picked as free is taken before Triton binds it, the start is retried on
+    new ports instead of failing."""
+    import socket
+
+    from wasteml_server.triton import manager
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        picks = iter([taken])
+        monkeypatch.setattr(manager, "free_port", lambda: next(picks, None) or free_port())
+        async with LocalTriton(
+            _settings(production_repository, tmp_path / "var", triton_env)
+        ) as local:
+            assert local.grpc_url != f"127.0.0.1:{taken}"
+            assert await local.client.model_ready("affine")

@@ -16,7 +16,8 @@ prepares a backend directory with the Python backend and its stub
 - it never outlives us: its own session (process group), ``PR_SET_PDEATHSIG`` = SIGKILL (the
   kernel kills it if this process dies), an ``atexit`` finalizer, and on stop SIGTERM, a
   wait of ``settings.triton_stop_grace_s``, then SIGKILL to the whole group (the Python
-  stubs included).
+  stubs included). The death signal follows the *thread* that forked the child (prctl(2)),
+  so ``start()`` spawns from the event-loop thread, never from a worker thread.
 
 When ``settings.triton_url`` is set nothing is started and that URL is used as it is.
 """
