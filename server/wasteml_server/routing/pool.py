@@ -64,6 +64,10 @@ PROGRESS_INTERVAL_S = 0.1
 #: A worker that dies sooner than this after its start is replaced only after this delay, s.
 RESPAWN_BACKOFF_S = 2.0
 
+#: Finished jobs kept for ``SolverPool.job`` lookups; older finished ones are forgotten (the
+#: caller persists jobs).
+FINISHED_JOBS_KEPT = 256
+
 #: How long ``close`` waits for idle workers to exit before terminating them, seconds.
 CLOSE_TIMEOUT_S = 2.0
 
@@ -444,6 +448,9 @@ class SolverPool:
             raise ResourceExhaustedError(
                 f"solver queue full: {self.queued} jobs waiting (limit {self.queue_size})")
         job = JobHandle(self, problem, options, engines, deadline)
+        finished = [j for j in self._jobs.values() if j.done]
+        for old in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
+            del self._jobs[old.id]
         self._jobs[job.id] = job
         self._queue.extend(job._tasks)
         self._dispatch()
