@@ -138,8 +138,8 @@ async def test_load_specific_version_then_unload(
     triton: LocalTriton, production_repository: Path
 ) -> None:
     """Loading version 1 (config override, version_policy specific) serves v1 weights; the
-    repository policy brings back v2; unload makes the model unready (infer: UNAVAILABLE);
-    load restores it."""
+    repository policy brings back v2; a missing version is NOT_FOUND and keeps v2 serving;
+    unload makes the model unready (infer: UNAVAILABLE); load restores it."""
     client = triton.client
     x = np.ones((2, 4), np.float32)
     await client.load_model("affine", versions=[1])
@@ -153,6 +153,9 @@ async def test_load_specific_version_then_unload(
 
     await client.load_model("affine")
     assert await client.model_ready("affine", "2") and not await client.model_ready("affine", "1")
+    with pytest.raises(NotFoundError):
+        await client.load_model("affine", versions=[9])
+    assert await client.model_ready("affine", "2")  # a failed reload keeps what was serving
 
     await client.unload_model("affine")
     for _ in range(100):

@@ -9,8 +9,10 @@ Triton / gRPC status                      domain error
 UNAVAILABLE, connection refused           ``UnavailableError("triton", ...)``
 DEADLINE_EXCEEDED (client timeout)        ``DeadlineExceededError``
 "has no available versions" (not loaded)  ``UnavailableError("triton", ...)``
-NOT_FOUND, "unknown model"                ``NotFoundError``
+NOT_FOUND, "unknown model", load of a      ``NotFoundError``
+version that is not in the repository
 INVALID_ARGUMENT (shape, dtype, input)    ``InvalidArgumentError("inputs.<name>", ...)``
+INVALID_ARGUMENT on load                  ``InvalidArgumentError("config", ...)``
 anything else                             ``UnavailableError("triton", ...)``
 ========================================  ==========================================
 
@@ -68,7 +70,11 @@ def _status(error: InferenceServerException) -> str:
 
 
 def map_triton_error(
-    error: InferenceServerException, *, model: str = "", action: str = "call"
+    error: InferenceServerException,
+    *,
+    model: str = "",
+    action: str = "call",
+    field: str | None = None,
 ) -> WastemlError:
     """The domain error for a tritonclient exception (table in the module docstring).
 
@@ -76,6 +82,8 @@ def map_triton_error(
         error: the exception raised by tritonclient.
         model: the model the call was about, for the message.
         action: what was attempted, for the message (e.g. ``"infer"``).
+        field: the request field an ``INVALID_ARGUMENT`` is about; None derives
+            ``inputs.<name>``/``outputs.<name>`` from Triton's message (inference).
     """
     status = _status(error)
     message = error.message() or str(error)
@@ -90,10 +98,13 @@ def map_triton_error(
         or "unknown model" in lowered
         or "failed to poll from model repository" in lowered
         or ("requested model" in lowered and "is not available" in lowered)
+        or "at least one version must be available" in lowered  # load: no such version
     ):
         return NotFoundError(
             f"model {model!r} not found in Triton: {message}" if model else message
         )
+    if status == "INVALID_ARGUMENT" and field is not None:
+        return InvalidArgumentError(field, message)
     if status == "INVALID_ARGUMENT":
         field = "inputs"
         marker = re.search(r"(?:input|tensor)\s+'([^']+)'", message)
@@ -357,8 +368,9 @@ class TritonClient:
 
         Raises:
             InvalidArgumentError: an empty or non-positive version list (field ``versions``).
-            NotFoundError: the model is not in the repository.
-            UnavailableError: Triton is down, or the load failed (e.g. missing version folder).
+            NotFoundError: the model is not in the repository, or none of ``versions`` is.
+            InvalidArgumentError: Triton refused the (override) config (field ``config``).
+            UnavailableError: Triton is down, or the load failed (e.g. a broken model file).
             DeadlineExceededError: the load ran past its timeout.
         """
         if versions is not None:
@@ -384,7 +396,7 @@ class TritonClient:
                 client_timeout=timeout_s,
             )
         except InferenceServerException as error:
-            raise map_triton_error(error, model=name, action="load") from error
+            raise map_triton_error(error, model=name, action="load", field="config") from error
 
     async def unload_model(self, name: str, timeout_s: float | None = None) -> None:
         """Unload every version of a model (Triton explicit model control).
