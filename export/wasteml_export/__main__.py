@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 
 from wasteml_server.settings import Settings
@@ -48,9 +49,13 @@ def _parity(args: argparse.Namespace, settings: Settings) -> int:
     if args.triton:
         from wasteml_export.triton_embed import TritonEmbedders
 
-        settings = settings.model_copy(update={"model_repository": args.repository})
-        with TritonEmbedders(settings) as embedders:
-            report = run_parity(args.repository, args.data_dir, args.texts, embedders.embedder)
+        # The rendered CPU repository goes to a private var dir: a server using var/ is untouched.
+        with tempfile.TemporaryDirectory(prefix="wasteml-parity-") as var_dir:
+            settings = settings.model_copy(
+                update={"model_repository": args.repository, "var_dir": Path(var_dir)}
+            )
+            with TritonEmbedders(settings) as embedders:
+                report = run_parity(args.repository, args.data_dir, args.texts, embedders.embedder)
     else:
         report = run_parity(args.repository, args.data_dir, args.texts)
     print(format_report(report))

@@ -1,0 +1,43 @@
+"""Both text encoders through the real local Triton equal in-process ONNX Runtime to 1e-5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from export_testutils import DATA_DIR, MODEL_REPOSITORY, TRITON_ENV
+
+from wasteml_export.parity import TRITON_MAX_ABS_DIFF, run_parity
+from wasteml_export.text_encoder import INT8_MODEL_NAME, MODEL_NAME
+from wasteml_server.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def encoder_repository(exported, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository with only the two exported encoders (symlinked model directories)."""
+    root = tmp_path_factory.mktemp("encoders")
+    for model in (MODEL_NAME, INT8_MODEL_NAME):
+        (root / model).symlink_to(MODEL_REPOSITORY / model, target_is_directory=True)
+    return root
+
+
+def test_triton_outputs_equal_onnxruntime(encoder_repository: Path, tmp_path: Path) -> None:
+    """run_parity through TritonEmbedders: both models within 1e-5 of ONNX Runtime, report ok."""
+    if not (TRITON_ENV / ".wasteml-triton-env").is_file():
+        pytest.skip(".venv-triton missing: run 'make triton-env'")
+    from wasteml_export.triton_embed import TritonEmbedders
+
+    settings = Settings(
+        model_repository=encoder_repository,
+        var_dir=tmp_path,
+        triton_env_dir=TRITON_ENV,
+        triton_url=None,
+        triton_startup_timeout_s=300,
+    )
+    with TritonEmbedders(settings) as embedders:
+        report = run_parity(encoder_repository, DATA_DIR, n_texts=48, triton=embedders.embedder)
+    assert set(report.triton) == {MODEL_NAME, INT8_MODEL_NAME}
+    for agreement in report.triton.values():
+        assert agreement.texts == 48
+        assert agreement.max_abs_diff <= TRITON_MAX_ABS_DIFF
+    assert report.ok, report.failures
