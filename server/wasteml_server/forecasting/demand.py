@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -195,9 +196,10 @@ class DemandForecast:
         point_kg: float64 ``[H]`` point forecast, kilograms per period (>= 0).
         quantiles: float64 ``[Q]`` requested quantile levels in (0, 1).
         quantile_kg: float64 ``[Q, H]`` forecast quantiles, kilograms (>= 0).
-        model_name, model_version: the serving model.
-        contributions: per step, the top features as ``(name, contribution_kg)`` pairs (empty
-            unless asked for).
+        model_name, model_version: the serving model (Prophet intervals come from the same
+            version folder).
+        contributions: per step, a tuple of ``explain.Contribution`` (empty unless asked for;
+            LightGBM family only).
     """
 
     series_id: str
@@ -208,3 +210,182 @@ class DemandForecast:
     model_name: str
     model_version: int
     contributions: tuple[tuple[tuple[str, float], ...], ...] = ()
+
+
+def series_key(grain: str, series_id: str) -> str:
+    """Internal series id from the contract's ``SeriesId`` (grain name + id).
+
+    Args:
+        grain: ``"daily"`` (SERVICE_LINE_DAILY) or ``"weekly"`` (ROUTE_WEEKLY).
+        series_id: service line (``"garbage"``, ``"recycling"``) or route code (``"PAM03"``).
+
+    Raises:
+        InvalidArgumentError: unknown grain (field ``series.grain``) or empty id (``series.id``).
+    """
+    if grain not in GRAINS:
+        raise InvalidArgumentError("series.grain", f"must be 'daily' or 'weekly', got {grain!r}")
+    if not series_id:
+        raise InvalidArgumentError("series.id", "must not be empty")
+    return f"{grain}:{series_id}"
+
+
+class DemandForecaster:
+    """Serves one demand model version: recursive LightGBM points plus Prophet quantiles.
+
+    Args:
+        metadata: the version's ``metadata.json``.
+        history: the grain's series (all of ``metadata['feature_spec']['series_ids']``), from
+            the data file the model was trained on.
+        infer: ``InferFn`` running the version's ``model.onnx`` (Triton in the server,
+            ``onnx_export.OnnxRuntimeInfer`` in-process).
+        prophets: the version's Prophet bundle (needed for quantiles).
+        booster: the version's booster (needed for contributions).
+
+    Raises:
+        InvalidArgumentError: the history lacks a series of the model (field ``history``).
+    """
+
+    def __init__(self, metadata: dict, history: SeriesSet, infer: InferFn,
+                 prophets: object | None = None, booster: lgb.Booster | None = None) -> None:
+        self.metadata = metadata
+        self.spec = DemandFeatureSpec.from_json(metadata["feature_spec"])
+        self.config = GRAINS[self.spec.grain]
+        self.model_name: str = metadata["model_name"]
+        self.model_version: int = int(metadata["version"])
+        self._infer = infer
+        self._prophets = prophets
+        self._booster = booster
+        rows = []
+        for sid in self.spec.series_ids:
+            if sid not in history.series_ids:
+                raise InvalidArgumentError("history", f"no history for {sid!r}")
+            rows.append(history.series_ids.index(sid))
+        self._values = history.values[rows]
+        self._index = history.index
+
+    @classmethod
+    def load(cls, model_repository: Path, data_dir: Path, grain: str,
+             version: int | None = None, infer: InferFn | None = None) -> DemandForecaster:
+        """Load a trained version from ``model_repository`` and its history from ``data_dir``.
+
+        Args:
+            model_repository: ``settings.model_repository``.
+            data_dir: ``settings.data_dir``.
+            grain: ``"daily"`` or ``"weekly"``.
+            version: the version, or None for the latest trained one.
+            infer: inference function; None runs the version's ``model.onnx`` in-process.
+
+        Raises:
+            NotFoundError: no trained version.
+            InvalidArgumentError: unknown grain (field ``grain``).
+        """
+        from wasteml_server.forecasting import austin, repository
+        from wasteml_server.forecasting.intervals import PROPHET_FILE, ProphetBundle
+        from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
+
+        if grain not in GRAINS:
+            raise InvalidArgumentError("grain", f"must be 'daily' or 'weekly', got {grain!r}")
+        name = GRAINS[grain].model_name
+        v = repository.resolve_version(model_repository, name, version)
+        meta = repository.load_metadata(model_repository, name, v)
+        vdir = repository.version_dir(model_repository, name, v)
+        path = Path(data_dir) / austin.AUSTIN_FILE
+        if austin.file_sha256(path) != meta["data"]["sha256"]:
+            logger.warning("%s differs from the file %s v%d was trained on", path, name, v)
+        df = austin.load_austin(data_dir)
+        history = austin.city_daily(df) if grain == "daily" else austin.route_weekly(df)
+        if infer is None:
+            infer = OnnxRuntimeInfer(vdir / repository.ONNX_FILE)
+        prophets = ProphetBundle(vdir / PROPHET_FILE) if (vdir / PROPHET_FILE).is_file() else None
+        booster = repository.load_booster(model_repository, name, v)
+        return cls(meta, history, infer, prophets, booster)
+
+    @property
+    def series_ids(self) -> tuple[str, ...]:
+        """Internal ids of the series this model forecasts."""
+        return self.spec.series_ids
+
+    @property
+    def last_observed(self) -> pd.Timestamp:
+        """Last period end of the history (the default forecast origin)."""
+        return self._index[-1]
+
+    def forecast(self, series_id: str, horizon: int, quantiles: tuple[float, ...] = (),
+                 top_k: int = 0, origin: pd.Timestamp | None = None,
+                 family: str = "lightgbm") -> DemandForecast:
+        """Forecast one series.
+
+        Args:
+            series_id: internal id (``series_key``), e.g. ``"daily:garbage"``.
+            horizon: periods after the origin, 1..``max_horizon`` (56 days or 8 weeks).
+            quantiles: levels in (0, 1); empty for none.
+            top_k: number of contributions per step (0 = none; LightGBM family only).
+            origin: last observed period to forecast from (a backtest origin); None = the
+                last period of the data. Must be a period end within the history with at
+                least ``spec.max_lag`` periods before it.
+            family: ``"lightgbm"`` (points from the ONNX model, Prophet quantiles re-centred on
+                them) or ``"prophet"`` (Prophet's predictive median and quantiles).
+
+        Returns:
+            ``DemandForecast`` in kilograms.
+
+        Raises:
+            InvalidArgumentError: unknown series (``series.id``), horizon out of range
+                (``horizon``), a quantile outside (0, 1) (``quantiles[i]``), a bad origin
+                (``forecast_origin``), a bad family (``model_family``), quantiles or the
+                Prophet family without a Prophet bundle (``quantiles``).
+        """
+        if series_id not in self.spec.series_ids:
+            raise InvalidArgumentError("series.id", f"unknown series {series_id!r} for model "
+                                       f"{self.model_name}")
+        if not 1 <= horizon <= self.config.max_horizon:
+            raise InvalidArgumentError("horizon", f"must be 1..{self.config.max_horizon} for "
+                                       f"the {self.spec.grain} grain, got {horizon}")
+        q = np.asarray(quantiles, dtype=np.float64).reshape(-1)
+        for i, level in enumerate(q):
+            if not 0.0 < level < 1.0:
+                raise InvalidArgumentError(f"quantiles[{i}]", f"must be in (0, 1), got {level}")
+        if family not in ("lightgbm", "prophet"):
+            raise InvalidArgumentError("model_family", f"unknown family {family!r}")
+        if (q.size or family == "prophet") and self._prophets is None:
+            raise InvalidArgumentError("quantiles", "this model version has no Prophet models")
+        end = len(self._index)
+        if origin is not None:
+            pos = self._index.get_indexer([pd.Timestamp(origin)])[0]
+            if pos < 0 or pos < self.spec.max_lag:
+                raise InvalidArgumentError(
+                    "forecast_origin", f"must be a period end between "
+                    f"{self._index[self.spec.max_lag].date()} and {self._index[-1].date()}")
+            end = pos + 1
+        code = self.spec.series_ids.index(series_id)
+        hist = self._values[code : code + 1, :end]
+        index = self._index[:end]
+        ends = pd.DatetimeIndex(index[-1] + self.spec.period * np.arange(1, horizon + 1))
+        contribs: tuple = ()
+        if family == "lightgbm":
+            pred, rows = recursive_forecast(hist, index, self.spec, horizon, self._infer,
+                                            np.array([code]))
+            point = pred[0]
+            if top_k:
+                contribs = self._explain(rows[:, 0, :], top_k)
+        median = qs = None
+        if q.size or family == "prophet":
+            median, qs = self._prophets.quantiles(series_id, ends, q, self.spec)
+        if family == "prophet":
+            point = np.maximum(median, 0.0)
+            qkg = np.maximum(qs, 0.0)
+        elif q.size:
+            qkg = np.maximum(point[None, :] + (qs - median[None, :]), 0.0)
+        else:
+            qkg = np.zeros((0, horizon))
+        return DemandForecast(series_id, ends, point, q, qkg, self.model_name,
+                              self.model_version, contribs)
+
+    def _explain(self, rows: np.ndarray, top_k: int) -> tuple:
+        from wasteml_server.forecasting.explain import top_contributions
+
+        if self._booster is None:
+            raise InvalidArgumentError("top_contributions", "no booster loaded for explanations")
+        out = top_contributions(self._booster, rows, list(self.spec.names), top_k,
+                                self.config.base_column(self.spec))
+        return tuple(out)

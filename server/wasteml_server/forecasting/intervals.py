@@ -89,9 +89,9 @@ def fit_prophet(y_kg: pd.Series, spec: DemandFeatureSpec):
     return m
 
 
-def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
-                     spec: DemandFeatureSpec) -> np.ndarray:
-    """Prophet predictive quantiles minus the predictive median, per target period.
+def predictive_quantiles(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
+                         spec: DemandFeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Prophet's predictive median and quantiles per target period (seeded sampling).
 
     Args:
         model: fitted Prophet.
@@ -100,7 +100,7 @@ def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
         spec: feature spec of the grain.
 
     Returns:
-        float64 ``[Q, H]`` offsets in kilograms to add to a point forecast.
+        ``(median float64 [H], quantiles float64 [Q, H])`` in kilograms.
     """
     df = _frame(targets, spec)
     with _rng_lock:
@@ -110,8 +110,18 @@ def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
             samples = model.predictive_samples(df)["yhat"]  # [H, n_samples]
         finally:
             np.random.set_state(state)
-    qs = np.quantile(samples, quantiles, axis=1)
-    return qs - np.median(samples, axis=1)[None, :]
+    return np.median(samples, axis=1), np.quantile(samples, np.asarray(quantiles), axis=1)
+
+
+def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
+                     spec: DemandFeatureSpec) -> np.ndarray:
+    """Prophet predictive quantiles minus the predictive median, per target period.
+
+    Returns:
+        float64 ``[Q, H]`` offsets in kilograms to add to a point forecast.
+    """
+    median, qs = predictive_quantiles(model, targets, quantiles, spec)
+    return qs - median[None, :]
 
 
 def save_prophets(models: dict, path: Path) -> None:
@@ -157,7 +167,7 @@ class ProphetBundle:
                 self._models[series_id] = model_from_json(self._raw[series_id])
             return self._models[series_id]
 
-    def offsets(self, series_id: str, targets: pd.DatetimeIndex, quantiles: np.ndarray,
-                spec: DemandFeatureSpec) -> np.ndarray:
-        """``quantile_offsets`` for a series' stored model; float64 ``[Q, H]`` kilograms."""
-        return quantile_offsets(self.model(series_id), targets, quantiles, spec)
+    def quantiles(self, series_id: str, targets: pd.DatetimeIndex, quantiles: np.ndarray,
+                  spec: DemandFeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+        """``predictive_quantiles`` of a series' stored model (median ``[H]``, ``[Q, H]`` kg)."""
+        return predictive_quantiles(self.model(series_id), targets, quantiles, spec)
