@@ -6,8 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from triton_testutils import (
     AFFINE_CONFIG,
+    ENCODER_MODEL,
+    ENCODER_ONNX,
+    ENCODER_SOURCE,
     REPO_ROOT,
     SETUP_SCRIPT,
     TRITON_ENV,
@@ -51,3 +55,34 @@ def triton_env() -> Path:
                 f".venv-triton missing and setup_triton_env.sh failed: {result.stderr[-500:]}"
             )
     return TRITON_ENV
+
+
+@pytest.fixture(scope="module")
+def encoder_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding only the exported text encoder (version 1), linked, not copied."""
+    root = tmp_path_factory.mktemp("encoder_repo")
+    (root / ENCODER_MODEL / "1").mkdir(parents=True)
+    (root / ENCODER_MODEL / "config.pbtxt").write_text(
+        (ENCODER_SOURCE / "config.pbtxt").read_text()
+    )
+    (root / ENCODER_MODEL / "1" / "model.onnx").symlink_to(ENCODER_ONNX.resolve())
+    return root
+
+
+@pytest_asyncio.fixture(scope="module")
+async def encoder_triton(
+    encoder_repository: Path, triton_env: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    """The real local Triton serving the exported text encoder on CPU."""
+    from wasteml_server.settings import Settings
+    from wasteml_server.triton.manager import LocalTriton
+
+    settings = Settings(
+        model_repository=encoder_repository,
+        var_dir=tmp_path_factory.mktemp("var"),
+        triton_env_dir=triton_env,
+        triton_startup_timeout_s=300,
+        triton_stop_grace_s=2,
+    )
+    async with LocalTriton(settings) as local:
+        yield local

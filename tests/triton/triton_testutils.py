@@ -104,3 +104,47 @@ def write_gather_onnx(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+# --- the exported text encoder (model_repository/text_encoder, built by export/) -------------
+ENCODER_MODEL = "text_encoder"
+ENCODER_SOURCE = REPO_ROOT / "model_repository" / ENCODER_MODEL
+ENCODER_ONNX = ENCODER_SOURCE / "1" / "model.onnx"
+
+
+def texts_csv() -> Path:
+    """The real Boston 311 sanitation requests under ``Settings().data_dir``."""
+    from wasteml_server.settings import Settings
+
+    return REPO_ROOT / Settings().data_dir / "service_requests" / "boston_311_2015_sanitation.csv"
+
+
+def real_texts(n: int) -> list[str]:
+    """The first ``n`` distinct case titles + closure reasons of the Boston 311 sanitation data."""
+    import csv
+
+    texts: list[str] = []
+    with texts_csv().open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            text = " ".join(t for t in (row["CASE_TITLE"], row["CLOSURE_REASON"]) if t).strip()
+            if text and text not in texts:
+                texts.append(text)
+            if len(texts) == n:
+                break
+    return texts
+
+
+def encoder_feeds(texts: list[str]) -> list[dict[str, np.ndarray]]:
+    """Per text, the encoder inputs named as its config names them (input_ids, attention_mask),
+    int64 ``[1, bucket]``, tokenised by the server's own tokenizer and padded to its bucket."""
+    from wasteml_server.search.tokenizer import TextTokenizer
+    from wasteml_server.triton.repository import load_model_config
+
+    config = load_model_config(ENCODER_SOURCE / "config.pbtxt")
+    names = [i.name for i in config.input]
+    tokenizer = TextTokenizer.from_package()
+    feeds = []
+    for text in texts:
+        ids, mask = tokenizer.encode([text])
+        feeds.append({n: mask if "mask" in n else ids for n in names})
+    return feeds
