@@ -8,7 +8,6 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import ENCODER_ONNX, server_settings
 from google.protobuf.descriptor_pool import DescriptorPool
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -16,6 +15,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from grpc_status import rpc_status
 from prometheus_client import REGISTRY
+from wasteml_testing import ENCODER_ONNX, server_settings
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import admin_pb2, admin_pb2_grpc, forecasting_pb2, search_pb2

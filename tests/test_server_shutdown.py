@@ -13,8 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import DATA_DIR, REPO_ROOT, TRITON_ENV, require_local_stack
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from wasteml_testing import DATA_DIR, REPO_ROOT, TRITON_ENV, require_local_stack
 
 from wasteml.client import WastemlClient
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import REPO_ROOT
+from wasteml_testing import REPO_ROOT
 
 from wasteml.client import WastemlClient
 
