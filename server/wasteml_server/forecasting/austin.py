@@ -166,7 +166,7 @@ def route_weekly(df: pd.DataFrame, load_type: str = SERVICE_LINES["garbage"]) ->
         ``SeriesSet`` with grain ``"weekly"``, ids ``weekly:<route>`` sorted by route code.
     """
     sub = df[df["load_type"] == load_type]
-    week_end = sub["date"] + pd.to_timedelta((6 - sub["date"].dt.dayofweek) % 7, unit="D")
+    week_end = sub["date"] + pd.to_timedelta((6 - sub["date"].dt.day_of_week) % 7, unit="D")
     wk = sub.assign(week=week_end).groupby(["route", "week"])["weight_kg"].sum().unstack(0)
     first_week = df["date"].min() + pd.Timedelta(days=(6 - df["date"].min().day_of_week) % 7)
     index = pd.date_range(first_week, LAST_COMPLETE_DAY, freq="W-SUN")

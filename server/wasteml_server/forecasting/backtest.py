@@ -142,7 +142,7 @@ def score_demand(bt: DemandBacktest) -> list[dict]:
     df = bt.frame
     rows = []
     if bt.grain == "daily":
-        df = df[df["period_end"].dt.dayofweek < 5]
+        df = df[df["period_end"].dt.day_of_week < 5]
         groups = [(sid, g) for sid, g in df.groupby("series_id", sort=False)]
     else:
         groups = [("weekly:all-routes", df)]

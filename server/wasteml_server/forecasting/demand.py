@@ -29,7 +29,7 @@ import pandas as pd
 
 from wasteml_server.errors import InvalidArgumentError
 from wasteml_server.forecasting.austin import SeriesSet
-from wasteml_server.forecasting.features import DemandFeatureSpec, feature_rows
+from wasteml_server.forecasting.features import DemandFeatureSpec, calendar_block, feature_rows
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,11 @@ def recursive_forecast(values: np.ndarray, index: pd.DatetimeIndex, spec: Demand
         raise InvalidArgumentError("history", f"needs more than {spec.max_lag} periods")
     ext = np.concatenate([values, np.zeros((s, horizon))], axis=1)
     rows = np.empty((horizon, s, len(spec.names)), dtype=np.float32)
+    codes = np.arange(s) if series_rows is None else np.asarray(series_rows)
+    cal = calendar_block(index, np.arange(t, t + horizon), spec, codes)
     for h in range(horizon):
         pos = t + h
-        x = feature_rows(ext, index, np.array([pos]), spec, series_rows)
+        x = feature_rows(ext, index, np.array([pos]), spec, codes, cal[:, h : h + 1])
         pred = np.asarray(infer(x), dtype=np.float64).reshape(-1)
         ext[:, pos] = np.maximum(pred, 0.0)
         rows[h] = x
@@ -265,7 +267,8 @@ class DemandForecaster:
 
     @classmethod
     def load(cls, model_repository: Path, data_dir: Path, grain: str,
-             version: int | None = None, infer: InferFn | None = None) -> DemandForecaster:
+             version: int | None = None, infer: InferFn | None = None,
+             preload: bool = True) -> DemandForecaster:
         """Load a trained version from ``model_repository`` and its history from ``data_dir``.
 
         Args:
@@ -274,6 +277,7 @@ class DemandForecaster:
             grain: ``"daily"`` or ``"weekly"``.
             version: the version, or None for the latest trained one.
             infer: inference function; None runs the version's ``model.onnx`` in-process.
+            preload: deserialise all Prophet models now (server start) rather than lazily.
 
         Raises:
             NotFoundError: no trained version.
@@ -297,6 +301,8 @@ class DemandForecaster:
         if infer is None:
             infer = OnnxRuntimeInfer(vdir / repository.ONNX_FILE)
         prophets = ProphetBundle(vdir / PROPHET_FILE) if (vdir / PROPHET_FILE).is_file() else None
+        if prophets is not None and preload:
+            prophets.preload()
         booster = repository.load_booster(model_repository, name, v)
         return cls(meta, history, infer, prophets, booster)
 

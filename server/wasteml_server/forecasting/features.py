@@ -196,15 +196,15 @@ def daily_calendar(days: pd.DatetimeIndex, spec: DemandFeatureSpec) -> np.ndarra
     span = pd.date_range(days.min() - pd.Timedelta(days=14), days.max() + pd.Timedelta(days=1))
     hol = pd.Series(_holiday_flags(span, spec.holiday_names), index=span)
     # holidays earlier in the same Mon..Sun week, excluding the day itself
-    week = span - pd.to_timedelta(span.dayofweek, unit="D")
+    week = span - pd.to_timedelta(span.day_of_week, unit="D")
     shift = hol.groupby(week).cumsum() - hol
     out = np.zeros((len(days), len(spec.calendar_names)))
-    out[:, 1] = days.dayofweek
+    out[:, 1] = days.day_of_week
     out[:, 2] = days.month
-    out[:, 3] = days.dayofyear
+    out[:, 3] = days.day_of_year
     minor = pd.Series(_holiday_flags(span, spec.holiday_names, minor=True), index=span)
     out[:, 4] = hol.reindex(days).to_numpy()
-    out[:, 5] = minor.reindex(days).to_numpy() * (days.dayofweek < 5)
+    out[:, 5] = minor.reindex(days).to_numpy() * (days.day_of_week < 5)
     out[:, 6] = shift.reindex(days).to_numpy()
     lag7 = days - pd.Timedelta(days=7)
     out[:, 7] = hol.reindex(lag7).to_numpy()
@@ -282,8 +282,34 @@ def lag_block(values: np.ndarray, positions: np.ndarray, spec: DemandFeatureSpec
     return np.stack(cols, axis=-1)
 
 
+def calendar_block(index: pd.DatetimeIndex, positions: np.ndarray, spec: DemandFeatureSpec,
+                   codes: np.ndarray) -> np.ndarray:
+    """Calendar columns (with the ``series`` code) for target positions of aligned series.
+
+    Args:
+        index: period end days of the history (position ``p`` is ``index[0] + p * period``).
+        positions: int ``[P]`` target positions.
+        spec: the feature spec.
+        codes: int ``[S]`` series codes (indexes into ``spec.series_ids``).
+
+    Returns:
+        float64 ``[S, P, len(spec.calendar_names)]``.
+    """
+    positions = np.asarray(positions, dtype=np.int64)
+    targets = pd.DatetimeIndex(index[0] + spec.period * positions)
+    if spec.grain == "daily":
+        cal = np.broadcast_to(daily_calendar(targets, spec), (len(codes), len(positions),
+                                                              len(spec.calendar_names))).copy()
+    else:
+        dows = np.array([route_weekday(spec.series_ids[c]) for c in codes])
+        cal = weekly_calendar(targets, spec, dows)
+    cal[:, :, 0] = np.asarray(codes)[:, None]
+    return cal
+
+
 def feature_rows(values: np.ndarray, index: pd.DatetimeIndex, positions: np.ndarray,
-                 spec: DemandFeatureSpec, series_rows: np.ndarray | None = None) -> np.ndarray:
+                 spec: DemandFeatureSpec, series_rows: np.ndarray | None = None,
+                 calendar: np.ndarray | None = None) -> np.ndarray:
     """Full feature matrix for target positions of aligned series.
 
     Args:
@@ -293,6 +319,8 @@ def feature_rows(values: np.ndarray, index: pd.DatetimeIndex, positions: np.ndar
         positions: int ``[P]`` target positions (``<= T``; ``T`` is the period after the history).
         spec: the feature spec.
         series_rows: int ``[S]`` code of each row of ``values`` (default ``0..S-1``).
+        calendar: precomputed ``calendar_block`` for these positions (recursive forecasting
+            computes it once for the whole horizon).
 
     Returns:
         float32 ``[S * P, n_features]``, series-major (all positions of series 0 first).
@@ -300,15 +328,7 @@ def feature_rows(values: np.ndarray, index: pd.DatetimeIndex, positions: np.ndar
     s_count = values.shape[0]
     codes = np.arange(s_count) if series_rows is None else np.asarray(series_rows)
     positions = np.asarray(positions, dtype=np.int64)
-    step = spec.period
-    targets = pd.DatetimeIndex([index[0] + step * int(p) for p in positions])
-    if spec.grain == "daily":
-        cal = np.broadcast_to(daily_calendar(targets, spec), (s_count, len(positions),
-                                                              len(spec.calendar_names))).copy()
-    else:
-        dows = np.array([route_weekday(spec.series_ids[c]) for c in codes])
-        cal = weekly_calendar(targets, spec, dows)
-    cal[:, :, 0] = codes[:, None]
+    cal = calendar_block(index, positions, spec, codes) if calendar is None else calendar
     lags = lag_block(values, positions, spec)
     return np.concatenate([cal, lags], axis=-1).reshape(s_count * len(positions), -1).astype(
         np.float32)

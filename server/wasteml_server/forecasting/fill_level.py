@@ -377,7 +377,7 @@ def interval_levels(coverage: float) -> tuple[float, float]:
     """
     if not 0.02 <= coverage <= 0.98:
         raise InvalidArgumentError("interval_coverage", f"must be in [0.02, 0.98], got {coverage}")
-    return (1.0 - coverage) / 2.0, (1.0 + coverage) / 2.0
+    return round((1.0 - coverage) / 2.0, 9), round((1.0 + coverage) / 2.0, 9)
 
 
 def interval_bounds(pred: np.ndarray, horizon_days: np.ndarray, fill_now: np.ndarray,
@@ -523,6 +523,35 @@ class FillLevelPredictor:
         return cls(int(metadata["version"]), metadata["residual_quantiles"],
                    {k: float(v) for k, v in metadata.get("bin_rates", {}).items()},
                    metadata.get("model_name", "fill_level"))
+
+    @classmethod
+    def load(cls, model_repository: Path, version: int | None = None,
+             model_name: str = "fill_level") -> FillLevelPredictor:
+        """Predictor of a trained version (latest when ``version`` is None).
+
+        Raises:
+            NotFoundError: no such trained version.
+        """
+        from wasteml_server.forecasting import repository
+
+        return cls.from_metadata(repository.load_metadata(model_repository, model_name, version))
+
+    def explain(self, booster: lgb.Booster, features: np.ndarray, top_k: int) -> list[tuple]:
+        """Top ``top_k`` contributions of each bin's target-time prediction (``pred_contrib``
+        of the version's booster, ``fill_now`` carrying its value as the graph adds it).
+
+        Args:
+            booster: the version's booster (``repository.load_booster``).
+            features: the ``features`` output for the batch.
+            top_k: 1..``explain.MAX_TOP_K``.
+
+        Returns:
+            One tuple of ``explain.Contribution`` per bin, largest absolute first.
+        """
+        from wasteml_server.forecasting.explain import top_contributions
+
+        rows = np.asarray(features)[:: self.rows_per_bin]
+        return top_contributions(booster, rows, list(FEATURE_NAMES), top_k, base_column=0)
 
     @property
     def rows_per_bin(self) -> int:

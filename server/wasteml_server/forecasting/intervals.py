@@ -148,6 +148,11 @@ class ProphetBundle:
         self._models: dict = {}
         self._lock = threading.Lock()
 
+    def preload(self) -> None:
+        """Deserialise every model now (server start), not at the first request."""
+        for sid in self._raw:
+            self.model(sid)
+
     def __contains__(self, series_id: str) -> bool:
         return series_id in self._raw
 

@@ -6,7 +6,9 @@ Signature of every exported forecasting model (demand_daily, demand_route_weekly
   of the version's ``metadata.json["feature_names"]``;
 * output ``prediction``: float32 ``[batch, 1]`` (kilograms per period for demand, fill fraction
   0..1 for fill_level);
-* graph: one ``ai.onnx.ml.TreeEnsembleRegressor`` built by ``onnxmltools.convert_lightgbm``.
+* graph: one ``ai.onnx.ml.TreeEnsembleRegressor`` built by ``onnxmltools.convert_lightgbm``,
+  its split thresholds then rounded *down* to float32 (``round_thresholds_down``) so that
+  float32 inputs take the same branches as in LightGBM's double comparisons.
 
 Parity: ONNX Runtime on CPU vs ``Booster.predict`` on the same float32 rows (cast to float64 for
 LightGBM), relative error ``|onnx - lgb| / max(|lgb|, floor)`` where ``floor`` is a small
@@ -39,6 +41,60 @@ PARITY_RTOL = 1e-5
 """Acceptance bound of the relative ONNX-vs-LightGBM error (issue 3, item 3)."""
 
 
+def _split_thresholds(booster: lgb.Booster) -> dict[tuple[int, int], np.ndarray]:
+    """``(tree index, feature index) -> sorted double thresholds`` of the numerical splits."""
+    out: dict[tuple[int, int], list[float]] = {}
+    for t, tree in enumerate(booster.dump_model()["tree_info"]):
+        stack = [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" not in node:
+                continue
+            if node.get("decision_type") == "<=":
+                out.setdefault((t, int(node["split_feature"])), []).append(float(node["threshold"]))
+            stack.extend((node["left_child"], node["right_child"]))
+    return {k: np.unique(np.asarray(v, dtype=np.float64)) for k, v in out.items()}
+
+
+def round_thresholds_down(model: onnx.ModelProto, booster: lgb.Booster) -> int:
+    """Make float32 ONNX split thresholds decide exactly as LightGBM's double ones.
+
+    LightGBM tests ``double(x) <= t`` with a double threshold ``t``; the ONNX tree ensemble tests
+    ``x <= float32(t)`` with ``t`` rounded to the *nearest* float32. When that rounding goes up,
+    an input equal to ``float32(t)`` goes left in ONNX and right in LightGBM (seen on real rows:
+    a lag exactly at a threshold changed a daily forecast by 1.6 t). Replacing each threshold by
+    the largest float32 ``<= t`` makes ``x <= t32`` equivalent to ``x <= t`` for every float32
+    ``x``. The double thresholds come from ``Booster.dump_model()``, matched per tree and feature
+    to the nearest converted value.
+
+    Returns:
+        The number of thresholds changed.
+    """
+    doubles = _split_thresholds(booster)
+    changed = 0
+    for node in model.graph.node:
+        if node.op_type not in ("TreeEnsembleRegressor", "TreeEnsembleClassifier"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        trees, feats = attrs["nodes_treeids"].ints, attrs["nodes_featureids"].ints
+        modes, values = attrs["nodes_modes"].strings, attrs["nodes_values"].floats
+        for i, mode in enumerate(modes):
+            if mode != b"BRANCH_LEQ":
+                continue
+            cands = doubles.get((int(trees[i]), int(feats[i])))
+            if cands is None:
+                continue
+            thr = cands[int(np.argmin(np.abs(cands - values[i])))]
+            with np.errstate(over="ignore"):  # LightGBM writes e.g. 1e300 for "always left"
+                t32 = np.float32(thr)
+            if float(t32) > thr:
+                t32 = np.nextafter(t32, np.float32(-np.inf), dtype=np.float32)
+            if t32 != np.float32(values[i]):
+                values[i] = float(t32)
+                changed += 1
+    return changed
+
+
 def booster_to_onnx(booster: lgb.Booster, n_features: int) -> onnx.ModelProto:
     """Convert a LightGBM regressor to ONNX with the signature in the module docstring.
 
@@ -65,6 +121,7 @@ def booster_to_onnx(booster: lgb.Booster, n_features: int) -> onnx.ModelProto:
                 if name == old:
                     node.output[i] = OUTPUT_NAME
         model.graph.output[0].name = OUTPUT_NAME
+    round_thresholds_down(model, booster)
     model.producer_name = "wasteml.forecasting"
     onnx.checker.check_model(model)
     return model

@@ -1,0 +1,77 @@
+"""ONNX export (onnxmltools) parity with Booster.predict on real rows, to 1e-5 relative."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from wasteml_server.forecasting import fill_level as fl
+from wasteml_server.forecasting.demand import training_matrix
+from wasteml_server.forecasting.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    PARITY_RTOL,
+    OnnxRuntimeInfer,
+    add_input_column,
+    booster_to_onnx,
+    check_parity,
+)
+
+
+def _export(booster, n_features, base):
+    model = booster_to_onnx(booster, n_features)
+    return add_input_column(model, base) if base is not None else model
+
+
+def test_signature_is_documented_one(small_daily) -> None:
+    """The graph has one float32 input 'features' [batch, n_features] and one output
+    'prediction' [batch, 1], batch dynamic."""
+    spec, config, booster = small_daily
+    model = _export(booster, len(spec.names), config.base_column(spec))
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    dims = inp.type.tensor_type.shape.dim
+    assert not dims[0].HasField("dim_value") and dims[1].dim_value == len(spec.names)
+    x = np.zeros((5, len(spec.names)), dtype=np.float32)
+    assert OnnxRuntimeInfer(model.SerializeToString())(x).shape == (5,)
+
+
+@pytest.mark.parametrize("fixture", ["small_daily", "small_weekly"])
+def test_demand_parity_on_real_rows(fixture, request, daily, weekly) -> None:
+    """ONNX Runtime equals Booster.predict (+ the base column) within 1e-5 relative (floor: the
+    mean target) on every real training row, including categorical route splits."""
+    spec, config, booster = request.getfixturevalue(fixture)
+    series = daily if spec.grain == "daily" else weekly
+    x, y = training_matrix(series, spec)
+    base = config.base_column(spec)
+    model = _export(booster, len(spec.names), base)
+    report = check_parity(booster, model, x, floor=float(np.mean(np.abs(y))), base_column=base)
+    assert report.n_rows == len(x) > 1000
+    assert report.max_rel_err <= PARITY_RTOL, report
+    # where predictions are at least the floor, the plain relative error holds too
+    got = OnnxRuntimeInfer(model.SerializeToString())(x).astype(np.float64)
+    ref = booster.predict(x.astype(np.float64)) + (x[:, base] if base is not None else 0.0)
+    big = np.abs(ref) >= np.mean(np.abs(y))
+    assert big.sum() > 100
+    assert np.max(np.abs(got[big] - ref[big]) / np.abs(ref[big])) <= PARITY_RTOL
+
+
+def test_fill_level_parity_on_real_rows(fullness) -> None:
+    """The fill-level graph (booster + fill_now) equals Booster.predict + fill_now within 1e-5."""
+    samples = fl.build_samples(fullness, fl.own_rates(fullness))
+    booster = fl.fit_fill_booster(samples, num_boost_round=60)
+    model = _export(booster, len(fl.FEATURE_NAMES), 0)
+    report = check_parity(booster, model, samples.x, floor=float(np.mean(samples.y)),
+                          base_column=0)
+    assert report.max_rel_err <= PARITY_RTOL, report
+    assert report.max_abs_err < 1e-5
+
+
+def test_export_refuses_wrong_feature_count(small_daily) -> None:
+    """Exporting with a feature count other than the booster's names the field."""
+    _, _, booster = small_daily
+    with pytest.raises(ValueError) as err:
+        booster_to_onnx(booster, 3)
+    assert err.value.field == "n_features"
