@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -136,6 +137,24 @@ class Settings(BaseSettings):
 
     milvus_timeout_s: float = Field(10.0, gt=0)
     """Timeout of one Milvus call, seconds; a down server yields UNAVAILABLE after this."""
+
+    milvus_consistency_level: Literal["Strong", "Session", "Bounded", "Eventually"] = "Bounded"
+    """Consistency level of Milvus searches. ``Bounded`` (Milvus' default): a search may miss
+    writes of the last few seconds, but does not wait for every channel's time tick as
+    ``Strong`` does (~0.2 s per search on Milvus 2.3). Counts use Strong. Lite ignores it."""
+
+    milvus_admin_timeout_s: float = Field(120.0, gt=0)
+    """Timeout of Milvus collection management calls (create, load, flush, describe index), s.
+    Loading a collection into memory takes longer than a search, so it gets its own bound."""
+
+    milvus_hnsw_ef: int = Field(64, ge=1, le=32768)
+    """HNSW search list size (``ef``) floor; each search uses ``max(this, limit)``."""
+
+    search_embed_batch: int = Field(64, ge=1, le=1024)
+    """Texts per embedding request when indexing (the text encoder's ``max_batch_size``)."""
+
+    search_embed_in_flight: int = Field(4, ge=1, le=64)
+    """Embedding requests in flight at once when indexing, so Triton's batcher stays fed."""
 
     # --- solver pool -------------------------------------------------------------------------
     solver_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)

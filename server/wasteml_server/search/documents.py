@@ -1,0 +1,209 @@
+"""Plain domain types of semantic search: documents, hits, collection statistics.
+
+Field names follow ``proto/wasteml/v1/search.proto`` and ``common.proto`` (``SearchDocument``,
+``SearchHit``, ``GeoPoint``, ``GetCollectionStatsResponse``) so the servicer converts field by
+field: ``GeoPoint.latitude_deg`` <-> :attr:`GeoPoint.latitude_deg`, ``Timestamp`` <->
+timezone-aware ``datetime`` (``ts.ToDatetime(tzinfo=UTC)`` / ``ts.FromDatetime(dt)``).
+
+Times are stored in Milvus as int64 epoch seconds (UTC), so sub-second parts are dropped
+(floored) on the way in and every ``datetime`` coming back is whole seconds, UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from wasteml_server.errors import FieldViolation, InvalidArgumentError
+
+#: Embedding dimension of all-MiniLM-L6-v2 (model card: 384-dimensional dense vectors).
+EMBEDDING_DIM = 384
+
+#: Longest document id accepted, in characters (Milvus VARCHAR primary key ``max_length``).
+MAX_ID_CHARS = 128
+
+#: Longest document text stored, in UTF-8 bytes (Milvus VARCHAR ``max_length`` of ``text``).
+MAX_TEXT_BYTES = 8192
+
+#: Longest ``kind`` / ``source`` strings, in UTF-8 bytes (VARCHAR ``max_length``).
+MAX_LABEL_BYTES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class GeoPoint:
+    """A WGS84 point.
+
+    Attributes:
+        latitude_deg: degrees north, -90..90.
+        longitude_deg: degrees east, -180..180.
+    """
+
+    latitude_deg: float
+    longitude_deg: float
+
+
+def epoch_s(when: datetime) -> int:
+    """Whole epoch seconds (UTC) of an aware ``datetime``, floored.
+
+    Raises:
+        ValueError: ``when`` is naive (no tzinfo); a naive time has no defined instant.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("datetime must be timezone-aware")
+    return math.floor(when.timestamp())
+
+
+def from_epoch_s(seconds: int) -> datetime:
+    """UTC ``datetime`` of integer epoch seconds."""
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One searchable document (``wasteml.v1.SearchDocument``).
+
+    Attributes:
+        id: caller-chosen unique id, 1..128 characters (e.g. the 311 ``CASE_ENQUIRY_ID``).
+        text: the text that is embedded and returned in hits; non-blank, <= 8192 UTF-8 bytes.
+        kind: the document kind used by the kinds filter (e.g. the 311 case type).
+        location: where the document refers to; ``None`` = no location (never passes a geo
+            filter).
+        location_approximate: True when ``location`` is a fallback geocode (Boston's City Hall
+            default point) rather than the real place.
+        created_at: aware ``datetime`` of creation (the 311 open time), stored at 1 s resolution.
+        source: where the document came from (e.g. the 311 intake channel).
+    """
+
+    id: str
+    text: str
+    kind: str
+    location: GeoPoint | None
+    created_at: datetime
+    source: str = ""
+    location_approximate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result (``wasteml.v1.SearchHit``).
+
+    Attributes:
+        id, text, kind, location, location_approximate, created_at, source: as in
+            :class:`Document` (``created_at`` is UTC, whole seconds).
+        score: cosine similarity of query and document embeddings, -1..1, higher is closer.
+        distance_m: haversine distance in metres from a radius filter's centre; ``None``
+            when the search had no radius filter.
+    """
+
+    id: str
+    score: float
+    text: str
+    kind: str
+    location: GeoPoint | None
+    created_at: datetime
+    source: str
+    location_approximate: bool
+    distance_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionStats:
+    """Size and configuration of a collection (``wasteml.v1.GetCollectionStatsResponse``).
+
+    Attributes:
+        collection: collection name.
+        document_count: rows in the collection (an exact ``count(*)`` query).
+        dimension: vector dimension (384).
+        index_type: vector index type, e.g. ``"HNSW"``.
+        metric_type: similarity metric of the index (``"COSINE"``).
+        backend: ``"milvus-lite"`` (a local file) or ``"milvus"`` (a server reached by URI).
+        consistency_level: consistency level of searches, e.g. ``"Bounded"``.
+        documents_by_kind: number of documents per kind.
+        embedding_models: number of documents per embedding model (``"name:version"``).
+        index_params: build parameters of the vector index, e.g. ``{"M": "16", ...}``.
+        server_version: Milvus version string reported by the back-end.
+    """
+
+    collection: str
+    document_count: int
+    dimension: int
+    index_type: str
+    metric_type: str
+    backend: str
+    consistency_level: str
+    documents_by_kind: dict[str, int] = field(default_factory=dict)
+    embedding_models: dict[str, int] = field(default_factory=dict)
+    index_params: dict[str, str] = field(default_factory=dict)
+    server_version: str = ""
+
+
+def document_violations(doc: Document, prefix: str) -> list[FieldViolation]:
+    """Every reason ``doc`` cannot be stored, as field violations under ``prefix``.
+
+    Args:
+        doc: the document.
+        prefix: dotted path of the document in the request, e.g. ``"documents[3]"``.
+
+    Returns:
+        violations (empty when the document is valid), e.g.
+        ``FieldViolation("documents[3].location.latitude_deg", "must be within -90..90, got 91")``.
+    """
+    out: list[FieldViolation] = []
+    if not isinstance(doc.id, str) or not doc.id or len(doc.id) > MAX_ID_CHARS:
+        out.append(FieldViolation(f"{prefix}.id", f"must be 1..{MAX_ID_CHARS} characters"))
+    if not isinstance(doc.text, str) or not doc.text.strip():
+        out.append(FieldViolation(f"{prefix}.text", "must be a non-blank string"))
+    elif len(doc.text.encode("utf-8")) > MAX_TEXT_BYTES:
+        out.append(FieldViolation(f"{prefix}.text", f"must be at most {MAX_TEXT_BYTES} UTF-8 bytes"))
+    for name in ("kind", "source"):
+        value = getattr(doc, name)
+        if not isinstance(value, str) or len(value.encode("utf-8")) > MAX_LABEL_BYTES:
+            out.append(
+                FieldViolation(f"{prefix}.{name}", f"must be a string of <= {MAX_LABEL_BYTES} bytes")
+            )
+    if doc.location is not None:
+        out.extend(point_violations(doc.location, f"{prefix}.location"))
+    if not isinstance(doc.created_at, datetime) or doc.created_at.tzinfo is None:
+        out.append(FieldViolation(f"{prefix}.created_at", "must be a timezone-aware time"))
+    return out
+
+
+def point_violations(point: GeoPoint, prefix: str) -> list[FieldViolation]:
+    """Violations of a WGS84 point: latitude outside -90..90, longitude outside -180..180, NaN.
+
+    Args:
+        point: the point.
+        prefix: dotted path of the point, e.g. ``"filters.radius.center"``.
+    """
+    out: list[FieldViolation] = []
+    lat, lon = point.latitude_deg, point.longitude_deg
+    if not (isinstance(lat, int | float) and math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        out.append(FieldViolation(f"{prefix}.latitude_deg", f"must be within -90..90, got {lat}"))
+    if not (isinstance(lon, int | float) and math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        out.append(
+            FieldViolation(f"{prefix}.longitude_deg", f"must be within -180..180, got {lon}")
+        )
+    return out
+
+
+def validate_documents(docs: Sequence[Document], prefix: str = "documents") -> None:
+    """Check a batch of documents before embedding and storing them.
+
+    Raises:
+        InvalidArgumentError: one violation per bad field (all of them), the first naming e.g.
+            ``documents[3].location.latitude_deg``; also when ``docs`` repeats an id.
+    """
+    violations: list[FieldViolation] = []
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        violations.extend(document_violations(doc, f"{prefix}[{i}]"))
+        if doc.id in seen:
+            violations.append(
+                FieldViolation(f"{prefix}[{i}].id", f"repeats the id of {prefix}[{seen[doc.id]}]")
+            )
+        seen.setdefault(doc.id, i)
+    if violations:
+        first, *rest = violations
+        raise InvalidArgumentError(first.field, first.description, *rest)
