@@ -100,6 +100,7 @@ def test_embed_through_the_server_equals_in_process_onnx_runtime(client: Wasteml
     reply = client.embed(REAL_TEXTS)
     got = np.array([e.values for e in reply.embeddings], dtype=np.float32)
     assert got.shape == (3, 384) and reply.dimension == 384
+    assert (reply.model.name, reply.model.version) == ("text_encoder", "1")
     tokenizer = TextTokenizer.from_repository(ENCODER_ONNX.parents[2])
     session = ort.InferenceSession(str(ENCODER_ONNX), providers=["CPUExecutionProvider"])
     want = np.concatenate(

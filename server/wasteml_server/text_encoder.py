@@ -34,7 +34,7 @@ class Embeddings:
         token_counts: int64 ``[n]``, tokens consumed per text (specials included).
         truncated: bool ``[n]``, True where the text reached the maximum sequence length.
         model: the encoder model name.
-        version: the model version that served the call ("" when Triton chose).
+        version: the model version that served the call (as Triton reported it).
     """
 
     vectors: np.ndarray
@@ -95,10 +95,11 @@ class TextEncoder:
         n = len(texts)
         vectors = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         counts = np.empty(n, dtype=np.int64)
+        served: set[str] = set()
 
         async def run(batch) -> None:
             start = time.perf_counter()
-            out = await self._triton.infer(
+            out, served_version = await self._triton.infer_versioned(
                 self.model,
                 {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
                 ["embedding"],
@@ -106,6 +107,7 @@ class TextEncoder:
                 timeout_s=bounded_timeout(self.timeout_s),
             )
             metrics.INFERENCE_LATENCY.labels(self.model).observe(time.perf_counter() - start)
+            served.add(served_version)
             emb = out["embedding"]
             if emb.shape != (len(batch.indices), EMBEDDING_DIM):
                 raise UnavailableError("triton", f"{self.model} returned shape {emb.shape}")
@@ -118,5 +120,5 @@ class TextEncoder:
             token_counts=counts,
             truncated=counts >= self._tokenizer.max_seq_len,
             model=self.model,
-            version=version,
+            version=",".join(sorted(served)),
         )

@@ -33,6 +33,7 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from wasteml_server.deadlines import bounded_timeout
 from wasteml_server.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
@@ -185,11 +186,15 @@ class TritonClient:
         await self._client.close()
 
     def _timeout(self, timeout_s: float | None) -> float:
-        if timeout_s is None:
-            return self.timeout_s
-        if timeout_s <= 0:
+        """The call's timeout: ``timeout_s`` (or the default), never past the RPC's deadline.
+
+        The deadline of the gRPC call being served (``wasteml_server.deadlines``) bounds every
+        Triton call made on its behalf, so a client deadline propagates down to Triton.
+        """
+        timeout = bounded_timeout(self.timeout_s if timeout_s is None else timeout_s)
+        if timeout <= 0:
             raise DeadlineExceededError("triton call: no time left before the deadline")
-        return timeout_s
+        return timeout
 
     async def infer(
         self,
@@ -199,7 +204,19 @@ class TritonClient:
         version: str = "",
         timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run one inference.
+        """Run one inference; see :meth:`infer_versioned` (this drops the served version)."""
+        out, _ = await self.infer_versioned(model, inputs, outputs, version, timeout_s)
+        return out
+
+    async def infer_versioned(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        version: str = "",
+        timeout_s: float | None = None,
+    ) -> tuple[dict[str, np.ndarray], str]:
+        """Run one inference and say which model version served it.
 
         Args:
             model: model name.
@@ -210,7 +227,8 @@ class TritonClient:
             timeout_s: seconds this call may take; None uses ``self.timeout_s``.
 
         Returns:
-            Output name -> array, as Triton returned them.
+            ``(outputs, version)``: output name -> array as Triton returned them, and the
+            version that served the request (from the KServe v2 response).
 
         Raises:
             InvalidArgumentError: an input that is not an array of a Triton dtype, no outputs
@@ -260,7 +278,7 @@ class TritonClient:
             if array is None:
                 raise UnavailableError("triton", f"infer {model}: reply lacks output {name!r}")
             out[name] = array
-        return out
+        return out, str(result.get_response().model_version or version)
 
     async def is_ready(self, timeout_s: float | None = None) -> bool:
         """True when the server is live and ready; False when it is down or not ready."""
