@@ -1,0 +1,1 @@
+"""Collection planning: predicted fill + nearby complaints -> which bins to visit -> routes."""
