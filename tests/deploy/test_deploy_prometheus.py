@@ -137,3 +137,22 @@ def test_deploy_prometheus_exported_metrics_scan_finds_server_metrics() -> None:
     exported = exported_metrics()
     assert {"wasteml_grpc_requests_total", "wasteml_inference_duration_seconds_bucket",
             "wasteml_dependency_up"} <= exported
+
+
+def test_deploy_grafana_dashboard_reads_known_series() -> None:
+    """Every query of the Grafana dashboard reads a recorded series, an exported (or awaited)
+    server metric or a documented Triton metric."""
+    import json
+
+    dashboard = json.loads((DEPLOY / "grafana" / "wasteml-dashboard.json").read_text())
+    exported = exported_metrics()
+    recorded = {r["record"] for r in _rules() if "record" in r}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert exprs
+    for expr in exprs:
+        names = _metric_names(expr) | _recorded_names(expr)
+        assert names or expr.startswith("vector("), expr
+        for name in names:
+            assert name in recorded or name in exported or name in AWAITED or name in TRITON_METRICS, (
+                f"dashboard query {expr!r} reads unknown series {name}"
+            )
