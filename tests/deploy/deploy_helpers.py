@@ -61,7 +61,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not (k.startswith(("WASTEML_", "POSTGRES_", "MINIO_", "COMPOSE_")))
+        if not (k.startswith(("WASTEML_", "STACK_", "POSTGRES_", "MINIO_", "COMPOSE_")))
     }
     env.update(extra)
     return env

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from deploy_helpers import ENV_EXAMPLE, clean_env, read_env_file, run_compose
+from deploy_helpers import COMPOSE_FILE, ENV_EXAMPLE, clean_env, read_env_file, run_compose
 
 from wasteml_server.settings import Settings
 
@@ -126,3 +126,17 @@ def test_deploy_compose_prometheus_scrapes_server_and_triton(compose_config: dic
     assert "triton:8002" in targets
     mounts = {v["target"]: v["source"] for v in compose_config["services"]["prometheus"]["volumes"]}
     assert mounts["/etc/prometheus/prometheus.yml"].endswith("deploy/prometheus.yml")
+
+
+def test_deploy_compose_variables_documented() -> None:
+    """Each variable the compose file interpolates is a server setting or documented in
+    deploy/env.example, and every WASTEML_* name there is a setting (one place for settings)."""
+    text = COMPOSE_FILE.read_text()
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
+    example = ENV_EXAMPLE.read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", example, re.M))
+    for name in used:
+        assert name in SETTINGS_ENV or name in documented, f"${{{name}}} is neither a setting nor in env.example"
+    for name in documented:
+        if name.startswith("WASTEML_"):
+            assert name in SETTINGS_ENV, f"env.example names {name}, which Settings does not have"
