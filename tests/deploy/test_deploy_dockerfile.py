@@ -157,3 +157,24 @@ def test_deploy_dockerfile_healthcheck_passes_on_serving_server(client, live_ser
     """The health check command exits 0 against the real server once it reports SERVING."""
     result = _run_healthcheck(live_server.app.port)
     assert result.returncode == 0, result.stderr
+
+
+def test_deploy_dockerfile_copy_sources_exist() -> None:
+    """Every COPY from the build context names a path that exists in the repository and that
+    .dockerignore does not exclude."""
+    ignored = [
+        line.strip().rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!")) and "*" not in line
+    ]
+    for stage in STAGES:
+        for i in stage:
+            if i.keyword != "COPY" or "--from=" in i.args:
+                continue
+            sources = [a for a in i.args.split() if not a.startswith("--")][:-1]
+            for src in sources:
+                path = src.rstrip("/")
+                assert (REPO_ROOT / path).exists(), f"COPY {src}: not in the repository"
+                assert path not in ignored and not any(path.startswith(p + "/") for p in ignored), (
+                    f"COPY {src}: excluded by .dockerignore"
+                )
