@@ -2,7 +2,7 @@
 # The wasteml orchestration server image, and the images of the one-shot model-export steps.
 #
 #   docker build --target runtime  -t wasteml-server .   # the server (default: last stage)
-#   docker build --target export   -t wasteml-export .   # ONNX export (CPU, torch CPU build)
+#   docker build --target export   -t wasteml-export .   # ONNX export + forecasting training (CPU)
 #   docker build --target tensorrt -t wasteml-trt .      # TensorRT plan build (GPU host)
 #
 # The server talks to an external Triton (WASTEML_TRITON_URL), so it carries no Triton and no
@@ -29,15 +29,15 @@ RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl
  && groupadd --system --gid 10001 wasteml \
  && useradd --system --uid 10001 --gid wasteml --home-dir /srv/wasteml --create-home wasteml \
  && mkdir -p /models && chown wasteml:wasteml /models
-# The committed Triton configs; the export service copies them into the shared volume first.
+# The committed Triton configs; export_models.sh copies them into the shared volume first.
 COPY --chown=wasteml:wasteml model_repository/ /opt/wasteml/model_repository/
+COPY --chmod=0755 deploy/export_models.sh /opt/wasteml/export_models.sh
 ENV PATH=/opt/venv/bin:$PATH \
     WASTEML_MODEL_REPOSITORY=/models \
     WASTEML_DATA_DIR=/data
 USER 10001:10001
 WORKDIR /srv/wasteml
-ENTRYPOINT ["python", "-m", "wasteml_export"]
-CMD ["text-encoder"]
+ENTRYPOINT ["/opt/wasteml/export_models.sh"]
 
 # ---- tensorrt: builds TensorRT plans with the TensorRT of the Triton release in use ----------
 # A plan runs only on the TensorRT version and GPU architecture it was built with: this image

@@ -1,0 +1,18 @@
+#!/bin/sh
+# The one-shot model step of docker-compose.gpu.yml (service `model-export`, image target
+# `export`): fills the shared model repository volume before Triton starts.
+#
+# 1. copy the committed Triton configs (config.pbtxt, .gitkeep) over the volume, so a changed
+#    config reaches Triton on the next `up`;
+# 2. export the text encoders to ONNX (idempotent: kept when export_info.json matches);
+# 3. migrate the SQL store and train + export the forecasting models (LightGBM -> ONNX), each
+#    only when no trained version exists yet, recording versions in the model registry.
+# The TensorRT plan is built afterwards by the `tensorrt-build` service on the GPU.
+set -eu
+: "${WASTEML_MODEL_REPOSITORY:?}" "${WASTEML_DATA_DIR:?}" "${WASTEML_DATABASE_URL:?}"
+
+cp -rT /opt/wasteml/model_repository "$WASTEML_MODEL_REPOSITORY"
+python -m wasteml_export text-encoder --repository "$WASTEML_MODEL_REPOSITORY" --data-dir "$WASTEML_DATA_DIR"
+wasteml db upgrade
+python -m wasteml_server.forecasting.cli fill-level --skip-if-trained --no-backtest
+python -m wasteml_server.forecasting.cli demand --skip-if-trained --no-backtest
