@@ -25,7 +25,12 @@ Indexes:
   nprobe 8 recall 0.84 - hence HNSW. M 16 and efConstruction 200 are the hnswlib/Milvus
   documented middle settings (Malkov & Yashunin, "Efficient and robust approximate nearest
   neighbor search using HNSW graphs", TPAMI 2020, recommend M 12-48). Search-time ``ef`` is
-  ``max(settings.milvus_hnsw_ef, limit)`` (Milvus requires ef >= limit for HNSW).
+  ``max(settings.milvus_hnsw_ef, limit)`` (Milvus requires ef >= limit for HNSW). On Lite a
+  filtered search divides that ef by the filter's selectivity (rows passing the expression /
+  all rows, two ``count(*)`` queries): Lite's faiss HNSW skips filtered-out nodes during the
+  walk with a fixed-size search list, so a selective filter otherwise loses hits (measured:
+  8 of 10 on a 3 % slice). The C++ server handles filters itself (knowhere switches to a
+  brute-force scan when the filter removes most rows).
 - scalar: on ``kind``, ``source``, ``created_at``, ``lat``, ``lon``, the filter fields, by back-end:
   Milvus Lite and Milvus >= 2.4: INVERTED; Milvus 2.3 (the embedded ``milvus`` package):
   Trie for VARCHAR, STL_SORT for numbers (2.3 has no INVERTED and no BOOL index).
@@ -593,17 +598,30 @@ class MilvusStore:
         circle = filters.radius if filters is not None else None
         min_score = filters.min_score if filters is not None else None
         fetch = top_k if circle is None else min(max(top_k * OVERFETCH_FACTOR, OVERFETCH_MIN), MILVUS_MAX_LIMIT)
+        selectivity = 1.0
+        slice_rows: int | None = None
+        if self.lite and expr:
+            # faiss HNSW in Lite skips filtered-out nodes during the walk but keeps the search
+            # list at ef, so a selective filter starves it (measured: 8 of 10 hits on a 3 %
+            # slice). Widen ef by 1/selectivity; the count also tells when the slice is done.
+            slice_rows = self.count(name, expr)
+            if slice_rows == 0:
+                return []
+            selectivity = slice_rows / max(1, self.count(name))
         while True:
             limit = fetch
+            ef = max(self.hnsw_ef, limit)
+            if selectivity < 1.0:
+                ef = math.ceil(ef / selectivity)
 
-            def run(c: MilvusClient, limit: int = limit) -> list[dict[str, Any]]:
+            def run(c: MilvusClient, limit: int = limit, ef: int = ef) -> list[dict[str, Any]]:
                 res = c.search(
                     name,
                     data=[q],
                     limit=limit,
                     filter=expr,
                     output_fields=OUTPUT_FIELDS,
-                    search_params={"metric_type": METRIC, "params": {"ef": max(self.hnsw_ef, limit)}},
+                    search_params={"metric_type": METRIC, "params": {"ef": ef}},
                     consistency_level=self.consistency_level,
                     timeout=self.timeout_s,
                 )
@@ -625,7 +643,7 @@ class MilvusStore:
                 hits.append(self._hit(r, dist))
                 if len(hits) == top_k:
                     break
-            exhausted = len(raw) < limit
+            exhausted = len(raw) < limit or (slice_rows is not None and limit >= slice_rows)
             if len(hits) >= top_k or exhausted or below_min or circle is None:
                 return hits
             if fetch >= MILVUS_MAX_LIMIT:
