@@ -75,3 +75,23 @@ def test_export_refuses_wrong_feature_count(small_daily) -> None:
     with pytest.raises(ValueError) as err:
         booster_to_onnx(booster, 3)
     assert err.value.field == "n_features"
+
+
+@pytest.mark.parametrize("value", [1.0, 1000.5, 123456.0])
+def test_adjacent_float32_values_split_as_in_lightgbm(value) -> None:
+    """A split between two adjacent float32 values (double threshold that rounds up to the upper
+    one) sends the upper value right in ONNX as in LightGBM."""
+    import lightgbm as lgb
+
+    lo = np.float32(value)
+    hi = np.nextafter(lo, np.float32(np.inf), dtype=np.float32)
+    x = np.array([[lo]] * 50 + [[hi]] * 50, dtype=np.float32)
+    y = np.r_[np.zeros(50), np.ones(50)]
+    params = {"objective": "regression", "min_data_in_leaf": 1, "min_data_in_bin": 1,
+              "verbose": -1, "num_threads": 1}
+    booster = lgb.train(params, lgb.Dataset(x, y), num_boost_round=1)
+    q = np.array([[lo], [hi]], dtype=np.float32)
+    ref = booster.predict(q.astype(np.float64))
+    assert ref[1] > ref[0]
+    got = OnnxRuntimeInfer(booster_to_onnx(booster, 1).SerializeToString())(q)
+    np.testing.assert_allclose(got, ref, rtol=1e-6)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,9 @@ def fit_prophet(y_kg: pd.Series, spec: DemandFeatureSpec):
         m.add_regressor("hol_week")
     df = _frame(pd.DatetimeIndex(y_kg.index), spec)
     df["y"] = y_kg.to_numpy(np.float64)
-    m.fit(df)
+    with warnings.catch_warnings():  # prophet 1.5 uses pandas APIs deprecated in pandas 3
+        warnings.simplefilter("ignore", DeprecationWarning)
+        m.fit(df)
     return m
 
 
@@ -107,7 +110,9 @@ def predictive_quantiles(model, targets: pd.DatetimeIndex, quantiles: np.ndarray
         state = np.random.get_state()
         try:
             np.random.seed(SAMPLE_SEED)
-            samples = model.predictive_samples(df)["yhat"]  # [H, n_samples]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                samples = model.predictive_samples(df)["yhat"]  # [H, n_samples]
         finally:
             np.random.set_state(state)
     return np.median(samples, axis=1), np.quantile(samples, np.asarray(quantiles), axis=1)
@@ -169,7 +174,9 @@ class ProphetBundle:
                 _quiet()
                 from prophet.serialize import model_from_json
 
-                self._models[series_id] = model_from_json(self._raw[series_id])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    self._models[series_id] = model_from_json(self._raw[series_id])
             return self._models[series_id]
 
     def quantiles(self, series_id: str, targets: pd.DatetimeIndex, quantiles: np.ndarray,

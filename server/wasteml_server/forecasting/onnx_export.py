@@ -82,11 +82,15 @@ def round_thresholds_down(model: onnx.ModelProto, booster: lgb.Booster) -> int:
             if mode != b"BRANCH_LEQ":
                 continue
             cands = doubles.get((int(trees[i]), int(feats[i])))
-            if cands is None:
+            v32 = np.float32(values[i])
+            if cands is None or not np.isfinite(v32):
+                continue  # e.g. LightGBM's 1e300 ("always left") became +inf: already exact
+            with np.errstate(over="ignore"):
+                same = cands[cands.astype(np.float32) == v32]  # the split this node came from
+            if same.size != 1:
                 continue
-            thr = cands[int(np.argmin(np.abs(cands - values[i])))]
-            with np.errstate(over="ignore"):  # LightGBM writes e.g. 1e300 for "always left"
-                t32 = np.float32(thr)
+            thr = float(same[0])
+            t32 = np.float32(thr)
             if float(t32) > thr:
                 t32 = np.nextafter(t32, np.float32(-np.inf), dtype=np.float32)
             if t32 != np.float32(values[i]):
