@@ -163,8 +163,8 @@ class Workload:
             filters.radius.radius_m = 1000.0
         elif roll < 0.7:
             start = case.opened.replace(day=1, hour=0, minute=0, second=0)
-            filters.created_at.start.CopyFrom(_ts(start))
-            filters.created_at.end.CopyFrom(_ts(start + timedelta(days=31)))
+            filters.created_at.start_time.CopyFrom(_ts(start))
+            filters.created_at.end_time.CopyFrom(_ts(start + timedelta(days=31)))
         return search_pb2.SearchRequest(query=text, top_k=10, filters=filters)
 
     def embed_request(self, rng: random.Random) -> search_pb2.EmbedRequest:
