@@ -575,7 +575,9 @@ def export_text_encoder(
         os.replace(tmp_fp32, fp32_dir / MODEL_FILE)
         os.replace(tmp_int8, int8_dir / MODEL_FILE)
     for d in (fp32_dir, int8_dir):
-        (d / TOKENIZER_FILE).write_bytes(tokenizer_bytes)
+        tmp_tok = d / (TOKENIZER_FILE + ".tmp")
+        tmp_tok.write_bytes(tokenizer_bytes)
+        os.replace(tmp_tok, d / TOKENIZER_FILE)
 
     texts = service_request_texts(data_dir, parity_texts)
     tokenizer = TextTokenizer.from_file(fp32_dir / TOKENIZER_FILE)
