@@ -78,10 +78,17 @@ class DemandBacktest:
 
 
 def backtest_demand(series: SeriesSet, spec: DemandFeatureSpec, config: GrainConfig,
-                    intervals: bool = True) -> DemandBacktest:
-    """Run the README's backtest protocol for ``series.grain`` (see module docstring)."""
+                    intervals: bool = True, long_horizon: bool = False) -> DemandBacktest:
+    """Run the README's backtest protocol for ``series.grain`` (see module docstring).
+
+    Args:
+        long_horizon: daily only: the README's other protocol, one origin (2021-05-09) and
+            h = 1..56 days (the API's longest horizon) instead of 8 weekly origins x 1..7 d.
+    """
     t0 = time.perf_counter()
-    if series.grain == "daily":
+    if series.grain == "daily" and long_horizon:
+        origins, horizon = [DAILY_ORIGINS[0]], 56
+    elif series.grain == "daily":
         origins, horizon = list(DAILY_ORIGINS), 7
     else:
         origins, horizon = [WEEKLY_ORIGIN], 8

@@ -54,6 +54,8 @@ _rng_lock = threading.Lock()
 def _quiet() -> None:
     for name in ("cmdstanpy", "prophet"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # prophet logs "Importing plotly failed" at ERROR on import; plots are not used here
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
 def _frame(index: pd.DatetimeIndex, spec: DemandFeatureSpec) -> pd.DataFrame:
@@ -131,6 +133,7 @@ def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
 
 def save_prophets(models: dict, path: Path) -> None:
     """Write ``{series_id: model_to_json(model)}`` as one JSON file."""
+    _quiet()
     from prophet.serialize import model_to_json
 
     path.write_text(json.dumps({sid: model_to_json(m) for sid, m in models.items()}))

@@ -134,13 +134,23 @@ def train_demand_grain(data_dir: Path, model_repository: Path, grain: str, *,
         t = time.perf_counter()
         pre = garbage[garbage.index < backtest.HOLDOUT_START]
         bt_spec = DemandFeatureSpec(grain, series.series_ids, select_collection_holidays(pre))
-        bt = backtest.backtest_demand(series, bt_spec, config, intervals=intervals)
-        rows = backtest.score_demand(bt)
-        report.table = backtest.format_demand_table(rows)
-        for r in rows:
-            for k in ("wape", "accuracy", "mase", "coverage"):
-                if not np.isnan(r[k]):
-                    report.metrics[f"{r['group']}/{r['method']}/{k}"] = float(r[k])
+        protocols = [("8 weekly origins, h = 1-7 d" if grain == "daily" else
+                      "1 origin, h = 1-8 weeks", False)]
+        if grain == "daily":
+            protocols.append(("1 origin, h = 1-56 d", True))
+        tables = []
+        for title, long_h in protocols:
+            bt = backtest.backtest_demand(series, bt_spec, config, intervals=intervals,
+                                          long_horizon=long_h)
+            rows = backtest.score_demand(bt)
+            tables.append(f"{title} (holdout 2021-05-10 .. 2021-07-04):\n\n"
+                          + backtest.format_demand_table(rows))
+            prefix = "h56/" if long_h else ""
+            for r in rows:
+                for k in ("wape", "accuracy", "mase", "coverage"):
+                    if not np.isnan(r[k]):
+                        report.metrics[f"{prefix}{r['group']}/{r['method']}/{k}"] = float(r[k])
+        report.table = "\n\n".join(tables)
         report.seconds["backtest"] = time.perf_counter() - t
     t = time.perf_counter()
     spec = DemandFeatureSpec(grain, series.series_ids, select_collection_holidays(garbage))
