@@ -13,6 +13,7 @@ Modules:
 * ``onnx_export`` -- LightGBM -> ONNX (onnxmltools) and parity with ``Booster.predict``;
 * ``explain`` -- top feature contributions (LightGBM ``pred_contrib``), in-process;
 * ``repository`` -- versioned artefacts under ``model_repository/<model>/<version>/``;
+* ``inference`` -- ``InferFn`` over the aio ``TritonClient`` (from worker threads), chunking;
 * ``training`` / ``cli`` -- the ``wasteml train demand|fill-level`` pipeline.
 
 There is no churn data in ``settings.data_dir``, so there is no churn model.
