@@ -174,8 +174,8 @@ def test_related_requests_are_closer_than_unrelated(exported) -> None:
 
 
 def test_parity_command_reports_pass(exported) -> None:
-    """run_parity on 64 real texts passes and its report prints the three comparisons."""
-    report = run_parity(MODEL_REPOSITORY, DATA_DIR, n_texts=64)
+    """run_parity on 32 real texts passes and its report prints the three comparisons."""
+    report = run_parity(MODEL_REPOSITORY, DATA_DIR, n_texts=32)
     assert report.ok, report.failures
     text = format_report(report)
     assert "onnxruntime fp32 vs torch" in text and "int8 vs fp32" in text and "PASS" in text
