@@ -161,3 +161,20 @@ def test_backtest_scores_all_methods_on_same_pairs(fullness, data_dir) -> None:
     assert [r["h"] for r in rows] == [1, 3]
     assert all(r["n"] > 50 for r in rows)
     assert "| 1 |" in backtest.format_fill_table(rows)
+
+
+def test_explanations_sum_to_fill(fullness, predictor_and_model) -> None:
+    """Fill contributions (fill_now carrying its own value) plus the bias equal the unclipped
+    fill prediction of each bin; the largest comes first."""
+    from wasteml_server.forecasting.explain import contributions
+
+    pred, infer, booster = predictor_and_model
+    bins = [_bin(fullness, "Chigumula_inorganic_1", "2021-07-01", "2021-07-09", 2),
+            fl.BinReadings("new", np.array([0.0]), np.array([0.0]), 86400.0)]
+    x = pred.features(bins)
+    top = pred.explain(booster, x, top_k=3)
+    assert len(top) == 2 and all(len(t) == 3 for t in top)
+    assert abs(top[0][0].contribution) >= abs(top[0][2].contribution)
+    rows = x[:: pred.rows_per_bin]
+    contrib, bias = contributions(booster, rows, base_column=0)
+    np.testing.assert_allclose(contrib.sum(1) + bias, infer(rows), rtol=1e-5, atol=1e-6)
