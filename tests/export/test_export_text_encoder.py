@@ -179,3 +179,13 @@ def test_parity_command_reports_pass(exported) -> None:
     assert report.ok, report.failures
     text = format_report(report)
     assert "onnxruntime fp32 vs torch" in text and "int8 vs fp32" in text and "PASS" in text
+
+
+def test_fp32_export_is_byte_reproducible(exported, reference, tmp_path: Path) -> None:
+    """Exporting the same checkpoint again gives a model.onnx with the recorded sha256."""
+    from wasteml_export.text_encoder import export_fp32
+
+    model, _ = reference
+    export_fp32(model, tmp_path / MODEL_FILE)
+    info = json.loads((version_dir(MODEL_REPOSITORY, MODEL_NAME) / INFO_FILE).read_text())
+    assert sha256_file(tmp_path / MODEL_FILE) == info["files"][MODEL_FILE]["sha256"]
