@@ -106,7 +106,7 @@ def _bin(fullness, col, start, end, ahead_days):
 
 def test_predictor_matches_in_process_model(fullness, predictor_and_model) -> None:
     """features -> ONNX -> postprocess gives the in-process booster's fill, an interval around
-    it, and a time to full consistent with the grid."""
+    it, and the constant-rate time to full from that fill."""
     pred, infer, booster = predictor_and_model
     bins = [_bin(fullness, "Naizi_inorganic_1", "2021-07-01", "2021-07-10", 3),
             _bin(fullness, "BCA_inorganic_1", "2021-07-01", "2021-07-12", 1.5)]
@@ -119,8 +119,22 @@ def test_predictor_matches_in_process_model(fullness, predictor_and_model) -> No
         assert 0.0 <= p.lower <= p.fill_fraction <= p.upper <= 1.0
         assert (p.lower_quantile, p.upper_quantile) == (0.1, 0.9)
         assert p.time_to_full_s is None or p.time_to_full_s >= 0.0
+    row = x[0].astype(np.float64)
+    days = fl.time_to_full_days(np.array([out[0].fill_fraction]), row[3:4], row[6:7], row[4:5])
+    assert out[0].time_to_full_s == pytest.approx(days[0] * 86400.0)
     wide = pred.postprocess(x, infer(x), [b.bin_id for b in bins], coverage=0.95)
     assert all(w.upper - w.lower >= p.upper - p.lower for w, p in zip(wide, out, strict=True))
+
+
+def test_time_to_full_days_constant_rate() -> None:
+    """Time to full = (1 - fill) / mean(known rates); recent rate only when both are unknown;
+    0 when full; inf without a positive rate."""
+    nan = np.nan
+    got = fl.time_to_full_days(np.array([0.5, 0.5, 0.5, 0.97, 0.5]),
+                               np.array([0.25, nan, nan, 0.1, nan]),
+                               np.array([0.05, 0.1, nan, nan, nan]),
+                               np.array([9.0, 9.0, 0.25, 0.0, -0.1]))
+    np.testing.assert_allclose(got, [0.5 / 0.15, 5.0, 2.0, 0.0, np.inf])
 
 
 def test_time_to_full_is_zero_for_a_full_skip(predictor_and_model) -> None:

@@ -77,7 +77,7 @@ async def test_fill_level_versions_through_triton(triton, trained_repository, fu
         pred = fl.FillLevelPredictor.load(trained_repository, version)
         x = pred.features(bins)
         infer = triton_infer_fn(triton.client, "fill_level", loop, version=str(version),
-                                max_rows=100)
+                                max_rows=2)
         got = await asyncio.to_thread(infer, x)
         path = repository.version_dir(trained_repository, "fill_level", version) / "model.onnx"
         np.testing.assert_allclose(got, OnnxRuntimeInfer(path)(x), rtol=1e-6, atol=1e-7)

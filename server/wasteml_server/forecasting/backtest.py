@@ -192,6 +192,68 @@ class FillBacktest:
 
     frame: pd.DataFrame
     seconds: float
+    time_to_full: pd.DataFrame | None = None
+
+
+TTF_GRID_DAYS = np.arange(0.25, fl.MAX_HORIZON_DAYS + 1e-9, 0.25)
+"""Horizons (days) scanned by the LightGBM-trajectory time-to-full alternative."""
+
+TTF_METHODS = ("served", "lightgbm_trajectory", "rate_own", "rate_study")
+"""Time-to-full estimators scored: ``served`` is ``fill_level.time_to_full_days`` from the
+model's fill (what the API returns); ``lightgbm_trajectory`` is the first grid horizon whose
+LightGBM fill reaches ``FULL_FRACTION``; the others are constant-rate baselines from the
+origin fill."""
+
+
+def _time_to_full(booster, in_fold: fl.FillSamples, own: dict[str, float],
+                  study: dict[str, float]) -> pd.DataFrame:
+    """Predicted vs actual days until full for origins that are not yet full and whose first
+    full reading is observed (no emptying before it, within ``MAX_HORIZON_DAYS``)."""
+    rows = []
+    keys = pd.DataFrame({"skip": in_fold.skip, "origin": in_fold.origin, "y": in_fold.y,
+                         "h": in_fold.horizon})
+    full_at = keys[keys["y"] >= 1.0].groupby(["skip", "origin"])["h"].min()
+    for i in np.flatnonzero(in_fold.horizon == 0):
+        key = (in_fold.skip[i], in_fold.origin[i])
+        f0 = float(in_fold.x[i, 0])
+        if f0 >= fl.FULL_FRACTION or key not in full_at.index:
+            continue
+        x0 = in_fold.x[i : i + 1]
+        p0 = fl.predict_fill(booster, x0)
+        served = fl.time_to_full_days(p0, x0[:, 3], x0[:, 6], x0[:, 4])[0]
+        state = in_fold.x[i, [0, 2, 3, 4, 5, 6]].astype(np.float64)
+        traj = fl.predict_fill(booster, fl.with_horizons(state, TTF_GRID_DAYS))
+        hit = np.flatnonzero(traj >= fl.FULL_FRACTION)
+        rows.append({
+            "skip": key[0], "origin": key[1], "actual_days": float(full_at[key]),
+            "served": float(served),
+            "lightgbm_trajectory": float(TTF_GRID_DAYS[hit[0]]) if hit.size else np.inf,
+            "rate_own": (1.0 - f0) / own[key[0]] if own[key[0]] > 0 else np.inf,
+            "rate_study": (1.0 - f0) / study[key[0]] if study.get(key[0]) else np.inf})
+    return pd.DataFrame(rows)
+
+
+def score_time_to_full(bt: FillBacktest) -> list[dict]:
+    """MAE in days of time-to-full per method (estimates beyond the horizon count as
+    ``MAX_HORIZON_DAYS``), and the share within one day of the actual."""
+    df = bt.time_to_full
+    out = []
+    for m in TTF_METHODS:
+        pred = np.minimum(df[m].to_numpy(), fl.MAX_HORIZON_DAYS)
+        err = np.abs(pred - df["actual_days"].to_numpy())
+        out.append({"method": m, "n": len(df), "mae_days": float(err.mean()),
+                    "within_1_day": float((err <= 1.0).mean())})
+    return out
+
+
+def format_ttf_table(rows: list[dict]) -> str:
+    """Markdown table of ``score_time_to_full`` rows."""
+    lines = ["| method | n origins | time-to-full MAE (days) | within 1 day % |",
+             "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['n']} | {r['mae_days']:.2f} | "
+                     f"{100 * r['within_1_day']:.1f} |")
+    return "\n".join(lines)
 
 
 def backtest_fill(fullness: pd.DataFrame, study: dict[str, float],
@@ -201,15 +263,15 @@ def backtest_fill(fullness: pd.DataFrame, study: dict[str, float],
     t0 = time.perf_counter()
     end = fullness.index[-1]
     fold_starts = list(pd.date_range(start, end, freq="MS"))
-    parts = []
+    parts, ttf_parts = [], []
     for k, fs in enumerate(fold_starts):
         fe = fold_starts[k + 1] if k + 1 < len(fold_starts) else end + pd.Timedelta(days=1)
         history = fullness[fullness.index < fs]
         own = fl.own_rates(history)
         samples = fl.build_samples(fullness, own)
         train = samples.subset(np.asarray(samples.target_day < fs))
-        test = samples.subset(np.asarray((samples.origin >= fs) & (samples.origin < fe)
-                                         & (samples.horizon >= 1)))
+        in_fold = samples.subset(np.asarray((samples.origin >= fs) & (samples.origin < fe)))
+        test = in_fold.subset(in_fold.horizon >= 1)
         if len(test.y) == 0:
             continue
         booster = fl.fit_fill_booster(train, num_boost_round)
@@ -225,7 +287,9 @@ def backtest_fill(fullness: pd.DataFrame, study: dict[str, float],
             "lightgbm": pred, "lower": lower, "upper": upper,
             "rate_study": np.minimum(1.0, f0 + study_r * h),
             "rate_own": np.minimum(1.0, f0 + own_r * h), "persistence": f0}))
-    return FillBacktest(pd.concat(parts, ignore_index=True), time.perf_counter() - t0)
+        ttf_parts.append(_time_to_full(booster, in_fold, own, study))
+    return FillBacktest(pd.concat(parts, ignore_index=True), time.perf_counter() - t0,
+                        pd.concat(ttf_parts, ignore_index=True))
 
 
 FILL_METHODS = ("lightgbm", "rate_own", "rate_study", "persistence")

@@ -225,11 +225,16 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
         t = time.perf_counter()
         bt = backtest.backtest_fill(fullness, study)
         rows = backtest.score_fill(bt)
-        report.table = backtest.format_fill_table(rows)
+        ttf = backtest.score_time_to_full(bt)
+        report.table = (backtest.format_fill_table(rows) + "\n\nTime to full (origins not yet "
+                        "full whose first full reading is observed):\n\n"
+                        + backtest.format_ttf_table(ttf))
         for r in rows:
             for k in (*backtest.FILL_METHODS, "coverage"):
                 report.metrics[f"h{r['h']}d/{k}/{'mae' if k != 'coverage' else 'value'}"] = float(
                     r[k])
+        for r in ttf:
+            report.metrics[f"time_to_full/{r['method']}/mae_days"] = r["mae_days"]
         report.seconds["backtest"] = time.perf_counter() - t
     t = time.perf_counter()
     own = fl.own_rates(fullness)
@@ -264,7 +269,7 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
         "residual_levels": list(fl.RESIDUAL_LEVELS),
         "horizon_buckets_days": list(fl.HORIZON_BUCKETS),
         "residual_quantiles": resid_q,
-        "ttf_grid_days": [float(h) for h in fl.TTF_GRID_DAYS],
+        "time_to_full": "constant rate from the predicted fill: fill_level.time_to_full_days",
         "params": report.params, "metrics": report.metrics, "backtest_table": report.table,
         "parity": report.parity.to_json(), "seconds": report.seconds,
         "libraries": _versions(),
