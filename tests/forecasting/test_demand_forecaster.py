@@ -52,6 +52,8 @@ def test_forecast_shape_dates_and_quantiles(forecaster) -> None:
     fc = forecaster.forecast("daily:garbage", 14, (0.1, 0.5, 0.9))
     assert fc.period_ends[0] == pd.Timestamp("2021-07-05") and len(fc.period_ends) == 14
     assert fc.model_name == "demand_daily" and fc.model_version == 1
+    assert fc.interval_model == ("demand_daily_prophet", 1)
+    assert forecaster.forecast("daily:garbage", 2).interval_model is None
     assert (fc.point_kg >= 0).all()
     assert np.all(np.diff(fc.quantile_kg, axis=0) >= 0)
     np.testing.assert_allclose(fc.quantile_kg[1], fc.point_kg, rtol=1e-9, atol=1e-6)

@@ -19,12 +19,14 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wasteml_server.forecasting import training
 from wasteml_server.settings import Settings
+
+if TYPE_CHECKING:  # the training stack (lightgbm, onnxmltools, prophet) loads on use only
+    from wasteml_server.forecasting import training
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ app = typer.Typer(help="Train, backtest and export the forecasting models.",
 
 def _finish(report: training.TrainReport, settings: Settings, register: bool,
             triton_url: str | None) -> None:
+    from wasteml_server.forecasting import training
+
     if report.skipped:
         typer.echo(f"{report.model_name}: version {report.version} already trained, skipped "
                    "(--skip-if-trained)")
@@ -102,6 +106,8 @@ def demand(
     model_repository: RepoOpt = None,
 ) -> None:
     """Demand models: city-daily kg per service line and weekly kg per garbage route."""
+    from wasteml_server.forecasting import training
+
     settings = _settings(data_dir, model_repository)
     url = triton_url or settings.triton_url
     grain = grain or ["daily", "weekly"]
@@ -127,6 +133,8 @@ def fill_level(
     model_repository: RepoOpt = None,
 ) -> None:
     """Skip fill-level model (Blantyre): fill fraction at a future time and time to full."""
+    from wasteml_server.forecasting import training
+
     settings = _settings(data_dir, model_repository)
     t0 = time.perf_counter()
     report = training.train_fill_level(settings.data_dir, settings.model_repository,

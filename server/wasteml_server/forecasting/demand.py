@@ -211,7 +211,15 @@ class DemandForecast:
     quantile_kg: np.ndarray
     model_name: str
     model_version: int
-    contributions: tuple[tuple[tuple[str, float], ...], ...] = ()
+    contributions: tuple = ()
+
+    @property
+    def interval_model(self) -> tuple[str, int] | None:
+        """``(name, version)`` of the Prophet models behind the quantiles (registered as
+        ``<model_name>_prophet`` with the same version), None without quantiles."""
+        if not len(self.quantiles):
+            return None
+        return f"{self.model_name}_prophet", self.model_version
 
 
 def series_key(grain: str, series_id: str) -> str:
