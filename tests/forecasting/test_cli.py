@@ -44,8 +44,20 @@ def test_fill_level_versions_registry_and_skip(env) -> None:
     assert sorted(r.version for r in rows) == [1, 2]
     assert rows[0].training_data_hash == meta["data"]["sha256"]
     result = runner.invoke(app, [*args, "--skip-if-trained"])
-    assert result.exit_code == 0 and "already trained, skipped" in result.output
+    assert result.exit_code == 0 and "already trained, training skipped" in result.output
+    assert "registered: nothing new" in result.output
     assert repository.trained_versions(repo, "fill_level") == [1, 2]
+
+
+def test_skip_if_trained_registers_an_unregistered_version(env) -> None:
+    """A version trained without the registry gets registered by a --skip-if-trained re-run."""
+    repo = env / "model_repository"
+    args = ["fill-level", "--no-backtest", "--model-repository", str(repo)]
+    assert runner.invoke(app, [*args, "--no-register"]).exit_code == 0
+    result = runner.invoke(app, [*args, "--skip-if-trained"])
+    assert result.exit_code == 0 and "registered: fill_level v1" in result.output
+    rows = ModelRegistry(Database(f"sqlite:///{env / 'reg.db'}")).list("fill_level")
+    assert [r.version for r in rows] == [1] and rows[0].file_hashes["model.onnx"]
 
 
 def test_unknown_grain_is_refused(env) -> None:

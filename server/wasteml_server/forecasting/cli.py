@@ -39,19 +39,19 @@ def _finish(report: training.TrainReport, settings: Settings, register: bool,
     from wasteml_server.forecasting import training
 
     if report.skipped:
-        typer.echo(f"{report.model_name}: version {report.version} already trained, skipped "
-                   "(--skip-if-trained)")
-        return
-    if report.table:
+        typer.echo(f"{report.model_name}: version {report.version} already trained, training "
+                   "skipped (--skip-if-trained)")
+    elif report.table:
         typer.echo(f"\n## {report.model_name}: backtest\n\n{report.table}\n")
     p = report.parity
     typer.echo(f"{report.model_name} v{report.version} -> {report.path}")
-    if p is not None:
+    if p is not None and not report.skipped:
         typer.echo(f"  ONNX parity on {p.n_rows} training rows: max abs err {p.max_abs_err:.3g}, "
                    f"max rel err {p.max_rel_err:.3g} (floor {p.floor:.4g}; "
                    f"{'OK' if p.ok else 'FAILED'})")
-    secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
-    typer.echo(f"  timings: {secs}")
+    if report.seconds:
+        secs = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+        typer.echo(f"  timings: {secs}")
     if register:
         try:
             done = training.register(report, settings.database_url)

@@ -63,7 +63,8 @@ class TrainReport:
         metrics: flat name -> float (backtest metrics and parity) for the registry.
         parity: ONNX parity on the training rows.
         seconds: stage -> wall seconds.
-        skipped: True when ``skip_if_trained`` found a trained version.
+        skipped: True when ``skip_if_trained`` found a trained version (the report then
+            describes that version, read back from its metadata).
         data_sha256: sha256 of the training data file.
         params: training parameters (for the registry).
         files: version-relative file -> sha256.
@@ -120,9 +121,8 @@ def train_demand_grain(data_dir: Path, model_repository: Path, grain: str, *,
     config = GRAINS[grain]
     report = TrainReport(config.model_name)
     if skip_if_trained and repository.trained_versions(model_repository, config.model_name):
-        report.skipped = True
-        report.version = repository.trained_versions(model_repository, config.model_name)[-1]
-        return report
+        latest = repository.trained_versions(model_repository, config.model_name)[-1]
+        return report_from_version(model_repository, config.model_name, latest)
     t0 = time.perf_counter()
     df = austin.load_austin(data_dir)
     daily = austin.city_daily(df)
@@ -214,9 +214,8 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
     """
     report = TrainReport(FILL_MODEL_NAME)
     if skip_if_trained and repository.trained_versions(model_repository, FILL_MODEL_NAME):
-        report.skipped = True
-        report.version = repository.trained_versions(model_repository, FILL_MODEL_NAME)[-1]
-        return report
+        latest = repository.trained_versions(model_repository, FILL_MODEL_NAME)[-1]
+        return report_from_version(model_repository, FILL_MODEL_NAME, latest)
     t0 = time.perf_counter()
     fullness = fl.load_fullness(data_dir)
     study = fl.study_rates(data_dir, list(fullness.columns))
@@ -280,6 +279,24 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
     report.files = _file_hashes(vdir)
     report.seconds["total"] = time.perf_counter() - t0
     return report
+
+
+def report_from_version(model_repository: Path, model_name: str, version: int) -> TrainReport:
+    """A ``TrainReport`` rebuilt from a written version (``--skip-if-trained`` still registers
+    and loads the version it found).
+
+    Raises:
+        NotFoundError: no such trained version.
+    """
+    meta = repository.load_metadata(model_repository, model_name, version)
+    vdir = repository.version_dir(model_repository, model_name, version)
+    parity = meta.get("parity", {})
+    return TrainReport(
+        model_name, version, vdir, meta.get("backtest_table", ""),
+        {k: float(v) for k, v in meta.get("metrics", {}).items()},
+        ParityReport(int(parity.get("n_rows", 0)), float(parity.get("max_abs_err", np.nan)),
+                     float(parity.get("max_rel_err", np.nan)), float(parity.get("floor", np.nan))),
+        {}, True, meta["data"]["sha256"], meta.get("params", {}), _file_hashes(vdir))
 
 
 def register(report: TrainReport, database_url: str) -> list[str]:
