@@ -28,6 +28,7 @@ from wasteml.v1 import (
 )
 from wasteml_server.admin import ModelAdmin
 from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
+from wasteml_server.registry_sync import sync_registry
 from wasteml_server.search.tokenizer import TextTokenizer
 from wasteml_server.servicers.admin import ModelAdminServicer
 from wasteml_server.servicers.search import SemanticSearchServicer
@@ -85,6 +86,7 @@ class Application:
             await asyncio.to_thread(migrate, settings.database_url)
             self.db = Database.from_settings(settings)
             self._closers.append(lambda: asyncio.to_thread(self.db.dispose))
+            await asyncio.to_thread(sync_registry, settings.model_repository, ModelRegistry(self.db))
 
             self.triton = LocalTriton(settings)
             self._closers.append(self.triton.stop)
