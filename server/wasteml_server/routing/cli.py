@@ -26,7 +26,7 @@ from wasteml_server.routing.bench import (
     summarise,
     to_markdown,
 )
-from wasteml_server.routing.engine import EngineName
+from wasteml_server.routing.engine import EngineName, SolveOptions
 from wasteml_server.settings import Settings
 
 app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
@@ -86,3 +86,42 @@ def routing(
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(to_markdown(rows, summary))
         console.print(f"markdown written to {markdown}")
+
+
+@app.command("blantyre")
+def blantyre(
+    required: Annotated[str, typer.Option(help="Comma-separated skip ids (1-53) that must be emptied.")]
+        = "1,2,3,5,8,13,21,34",
+    optional: Annotated[str, typer.Option(help="Comma-separated skip ids that may be emptied.")]
+        = "4,6,7,9,10,11,12,14,15,16,17,18,19,20,22,23,24,25,26,27",
+    penalty: Annotated[float, typer.Option(help="Penalty of leaving an optional skip full (per km = 1).")]
+        = 30.0,
+    trucks: Annotated[int, typer.Option(help="Skip-loader trucks.")] = 3,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Time limit per engine, seconds.")] = 10.0,
+) -> None:
+    """Solve one real Blantyre day (yard ID 56, Mzedi dump ID 54, road matrix) with each engine."""
+    from wasteml_server.routing.blantyre import day_problem
+    from wasteml_server.routing.pool import SolverPool
+
+    console = Console()
+    settings = Settings()
+    try:
+        req = [int(x) for x in required.split(",") if x.strip()]
+        opt = {int(x): penalty for x in optional.split(",") if x.strip()}
+        problem = day_problem(req, opt, trucks=trucks, data_dir=settings.data_dir)
+    except (InvalidArgumentError, ValueError) as err:
+        raise typer.BadParameter(str(err)) from err
+
+    async def run() -> None:
+        async with SolverPool(settings.model_copy(update={"solver_workers": 2})) as pool:
+            await pool.wait_ready()
+            for engine in (EngineName.ORTOOLS, EngineName.PYVRP, EngineName.PORTFOLIO):
+                sol = await pool.solve(problem, SolveOptions(time_limit_s=time_limit, engine=engine))
+                served = sum(len(r.stop_indices) for r in sol.routes)
+                ends = ", ".join(f"{r.end_s // 3600:02d}:{r.end_s % 3600 // 60:02d}" for r in sol.routes)
+                console.print(f"{engine.value:>9} -> {sol.engine:<7} {sol.status.value:<9} objective "
+                              f"{sol.objective.total:8.2f} = {sol.objective.distance_m / 1000:.1f} km + "
+                              f"penalties {sol.objective.penalty:.0f}; skips emptied {served}/"
+                              f"{len(problem.stops)}; trucks {sol.objective.vehicles}; back at {ends}")
+
+    asyncio.run(run())
