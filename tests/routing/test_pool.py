@@ -144,3 +144,15 @@ async def test_overrunning_search_is_stopped_from_outside():
         while pool.live_workers < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert pool.restarts == 1 and pool.live_workers == 1
+
+
+async def test_caller_deadline_ends_search_before_time_limit(r101):
+    """A job with a 30 s time limit but a caller deadline 1.5 s away answers with a feasible plan
+    shortly after the deadline, not after the time limit."""
+    async with SolverPool(_settings(solver_workers=1)) as pool:
+        await pool.wait_ready()
+        t0 = time.monotonic()
+        sol = await pool.solve(r101, SolveOptions(time_limit_s=30.0, engine=EngineName.PYVRP),
+                               deadline=time.time() + 1.5)
+        assert sol.status is SolveStatus.FEASIBLE and violations(r101, sol) == []
+        assert time.monotonic() - t0 < 4.0
