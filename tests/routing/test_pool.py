@@ -54,7 +54,8 @@ async def _first_event(job, timeout: float = 20.0):
 
 async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101):
     """A portfolio job on R101 streams improvements from both engines, ends SUCCEEDED with a
-    feasible plan (independently checked) naming the winning engine; close leaves no children."""
+    feasible plan (independently checked) naming the winning engine and both engines' results;
+    close leaves no children."""
     pool = await SolverPool(_settings()).start()
     try:
         assert pool.size == 2 and pool.live_workers == 2
@@ -67,6 +68,7 @@ async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101
         best = {e.engine: min(x.objective for x in events if x.engine == e.engine) for e in events}
         assert sol.engine == min(best, key=best.get)
         assert sol.objective.total == pytest.approx(min(best.values()))
+        assert "portfolio: " in sol.message and f"{sol.engine} won" in sol.message
         pids = pool.worker_pids
     finally:
         await pool.close()

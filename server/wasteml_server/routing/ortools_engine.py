@@ -210,6 +210,8 @@ class _Model:
                 if self.steps[node][0] is VisitKind.STOP and used_facilities:
                     dim.SlackVar(manager.NodeToIndex(node)).SetValue(0)
             for v, (t, _) in enumerate(self.vehicle_of):
+                if used_facilities:
+                    dim.SlackVar(routing.Start(v)).SetValue(0)
                 if problem.vehicle_types[t].end_empty:
                     dim.CumulVar(routing.End(v)).SetMax(0)
 

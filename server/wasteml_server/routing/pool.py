@@ -39,7 +39,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wasteml_server.errors import (
@@ -566,7 +566,14 @@ class SolverPool:
 
         solutions = [t.outcome for t in job._tasks if isinstance(t.outcome, Solution)]
         if solutions:
-            job._finish(JobState.SUCCEEDED, choose(solutions))
+            best = choose(solutions)
+            if len(job._tasks) > 1:  # say what each engine of the portfolio reached
+                parts = [f"{s.engine} {s.objective.total:.2f}" if s.feasible else f"{s.engine} {s.status.value}"
+                         for s in solutions]
+                parts += [f"{t.engine.value} failed" for t in job._tasks if not isinstance(t.outcome, Solution)]
+                note = "portfolio: " + ", ".join(parts) + f"; {best.engine} won"
+                best = replace(best, message=f"{best.message}; {note}" if best.message else note)
+            job._finish(JobState.SUCCEEDED, best)
         else:
             job._finish(JobState.FAILED, next(t.outcome for t in job._tasks))
 

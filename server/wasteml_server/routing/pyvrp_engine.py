@@ -36,6 +36,7 @@ from functools import reduce
 import numpy as np
 import pyvrp
 
+from wasteml_server.errors import InvalidArgumentError
 from wasteml_server.routing.engine import (
     Progress,
     ProgressCallback,
@@ -88,8 +89,6 @@ class PyVrpEngine:
             InfeasibleProblemError: a required stop can never be served (``feasibility.screen``).
             InvalidArgumentError: :meth:`unsupported` names a feature of the problem.
         """
-        from wasteml_server.errors import InvalidArgumentError
-
         why = self.unsupported(problem)
         if why is not None:
             raise InvalidArgumentError("engine", f"pyvrp cannot solve this problem: {why}")
