@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,11 +99,20 @@ class ModelAdmin:
     Args:
         triton: the server's Triton client (explicit model control must be on).
         registry: the SQL model registry.
+        refresh: awaited with the model name before every load, e.g.
+            ``LocalTriton.refresh_model``: re-renders the local CPU repository so that versions
+            trained since start are seen (None: Triton reads the production repository itself).
     """
 
-    def __init__(self, triton: TritonClient, registry: ModelRegistry) -> None:
+    def __init__(
+        self,
+        triton: TritonClient,
+        registry: ModelRegistry,
+        refresh: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._triton = triton
         self._registry = registry
+        self._refresh = refresh
 
     async def list_models(self, ready_only: bool = False) -> list[ModelInfo]:
         """Every model in Triton's repository, sorted by name.
@@ -132,11 +142,18 @@ class ModelAdmin:
     async def load(self, name: str, version: str = "") -> ModelInfo:
         """Load ``name`` (all versions by its policy) or add one version to those loaded.
 
+        The repository is refreshed first (``refresh``), so a version trained since the
+        server started is loaded too (the config's ``version_policy`` decides which).
+
         Raises:
             InvalidArgumentError: empty name or a version that is not a positive integer.
             NotFoundError: unknown model or version.
         """
         wanted = _parse_version("version", version)
+        if not name:
+            raise InvalidArgumentError("name", "a model name is required")
+        if self._refresh is not None:
+            await self._refresh(name)
         model = await self.get_model(name)
         if wanted is None:
             await self._triton.load_model(name)

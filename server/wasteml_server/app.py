@@ -27,13 +27,15 @@ from wasteml.v1 import (
     search_pb2_grpc,
 )
 from wasteml_server.admin import ModelAdmin
+from wasteml_server.forecasting.service import ForecastingService
 from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
 from wasteml_server.registry_sync import sync_registry
 from wasteml_server.search.tokenizer import TextTokenizer
 from wasteml_server.servicers.admin import ModelAdminServicer
+from wasteml_server.servicers.forecasting import ForecastingServicer
 from wasteml_server.servicers.search import SemanticSearchServicer
 from wasteml_server.settings import Settings
-from wasteml_server.storage import Database, ModelRegistry, migrate
+from wasteml_server.storage import AuditWriter, Database, ModelRegistry, migrate
 from wasteml_server.text_encoder import TextEncoder
 from wasteml_server.triton.client import TritonClient
 from wasteml_server.triton.manager import LocalTriton
@@ -67,6 +69,8 @@ class Application:
         self.server: Server | None = None
         self.port: int | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.audit: AuditWriter | None = None
+        self.forecasting: ForecastingService | None = None
 
     @property
     def triton_client(self) -> TritonClient:
@@ -114,7 +118,14 @@ class Application:
             "triton": triton.is_ready,
             "database": lambda: asyncio.to_thread(_ping, db),
         }
-        admin = ModelAdminServicer(ModelAdmin(triton, registry))
+        admin = ModelAdminServicer(ModelAdmin(triton, registry, refresh=self.triton.refresh_model))
+        # prediction audit (written in the background) and the forecasting service
+        self.audit = AuditWriter.from_settings(db, self.settings)
+        await self.audit.start()
+        self._closers.append(self.audit.aclose)
+        self.forecasting = await ForecastingService.create(self.settings, triton, self.audit)
+        self._closers.append(self.forecasting.aclose)
+        forecasting = ForecastingServicer(self.forecasting)
         tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
         encoder = TextEncoder(triton, tokenizer, timeout_s=self.settings.triton_timeout_s)
         search = SemanticSearchServicer(encoder)
@@ -133,9 +144,7 @@ class Application:
             ),
             ServiceBinding(
                 FORECASTING,
-                lambda s: forecasting_pb2_grpc.add_ForecastingServicer_to_server(
-                    forecasting_pb2_grpc.ForecastingServicer(), s
-                ),
+                lambda s: forecasting_pb2_grpc.add_ForecastingServicer_to_server(forecasting, s),
                 ("triton",),
             ),
             ServiceBinding(

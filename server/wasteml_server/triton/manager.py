@@ -31,7 +31,9 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,11 +41,16 @@ import threading
 import time
 from pathlib import Path
 
-from wasteml_server.errors import UnavailableError
+from wasteml_server.errors import InvalidArgumentError, NotFoundError, UnavailableError
 from wasteml_server.settings import Settings
 from wasteml_server.triton.client import TritonClient
 from wasteml_server.triton.distribution import TritonDistribution
-from wasteml_server.triton.repository import RenderResult, render_cpu_repository
+from wasteml_server.triton.repository import (
+    RenderedModel,
+    RenderResult,
+    _render_model,
+    render_cpu_repository,
+)
 
 logger = logging.getLogger(__name__)
 triton_log = logging.getLogger("wasteml.triton")
@@ -68,6 +75,9 @@ _PORT_IN_USE = (
     "failed to start metrics",
 )
 _START_ATTEMPTS = 3
+_AT_FDCWD = -100  # <fcntl.h>
+_RENAME_EXCHANGE = 2  # <linux/fs.h>: renameat2 swaps the two paths atomically
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -111,6 +121,8 @@ class LocalTriton:
         self._log_thread: threading.Thread | None = None
         self._log_tail: collections.deque[str] = collections.deque(maxlen=200)
         self._atexit_registered = False
+        self._execution_env: Path | None = None
+        self._refresh_lock = asyncio.Lock()
 
     @property
     def external(self) -> bool:
@@ -155,6 +167,7 @@ class LocalTriton:
             return
         started = time.monotonic()
         dist = TritonDistribution.locate(self.settings.triton_env_dir)
+        self._execution_env = dist.env_dir
         var_dir = self.settings.var_dir
         self.rendered = await asyncio.to_thread(
             render_cpu_repository,
@@ -185,6 +198,67 @@ class LocalTriton:
             )
             return
         raise UnavailableError("triton", "could not bind free loopback ports after retries")
+
+    async def refresh_model(self, name: str) -> None:
+        """Re-render one model's CPU variant from the production repository, so that a version
+        trained after start (``wasteml train ...``) becomes visible to the local Triton; the
+        caller then asks Triton to (re)load the model (``ModelAdmin.load`` does both).
+
+        The model is rendered into a staging folder next to the rendered repository and swapped
+        in with one ``renameat2(RENAME_EXCHANGE)`` (Linux >= 3.15; elsewhere two renames), so a
+        concurrent Triton load sees the old or the new folder, never a half-written one. A no-op
+        for an external Triton (it reads the production repository itself) and before start.
+        A model the local Triton does not serve (TensorRT plan, no exported version) is left
+        as it is, with a log line.
+
+        Raises:
+            InvalidArgumentError: ``name`` is not a plain model directory name (field ``name``).
+            NotFoundError: the production repository has no ``<name>/config.pbtxt``.
+        """
+        if self.external or self.rendered is None or self._execution_env is None:
+            return
+        if not _MODEL_NAME.match(name or ""):
+            raise InvalidArgumentError("name", f"not a model directory name: {name!r}")
+        source = self.settings.model_repository / name
+        if not (source / "config.pbtxt").is_file():
+            raise NotFoundError(f"model {name!r} is not in the model repository {source.parent}")
+        async with self._refresh_lock:
+            outcome = await asyncio.to_thread(self._refresh_sync, name, source)
+        if isinstance(outcome, str):
+            logger.info("model %s not refreshed for the local CPU Triton: %s", name, outcome)
+            return
+        models = {m.name: m for m in self.rendered.models}
+        models[name] = outcome
+        self.rendered = RenderResult(
+            self.rendered.repository,
+            tuple(models[k] for k in sorted(models)),
+            tuple(s for s in self.rendered.skipped if s[0] != name),
+        )
+        logger.info("refreshed %s in the local CPU repository: versions %s", name, outcome.versions)
+
+    def _refresh_sync(self, name: str, source: Path) -> RenderedModel | str:
+        assert self.rendered is not None and self._execution_env is not None
+        live_root = self.rendered.repository
+        staging_root = live_root.with_name(f"{live_root.name}.refresh-{os.getpid()}-{name}")
+        shutil.rmtree(staging_root, ignore_errors=True)
+        staging_root.mkdir(parents=True)
+        try:
+            outcome = _render_model(
+                source,
+                staging_root,
+                instance_count=self.settings.triton_instance_count,
+                execution_env=self._execution_env,
+            )
+            if isinstance(outcome, str):
+                return outcome
+            live = live_root / name
+            if live.exists():
+                _exchange(staging_root / name, live)  # the old folder is now in staging
+            else:
+                (staging_root / name).rename(live)
+            return RenderedModel(name, outcome.versions, live)
+        finally:
+            shutil.rmtree(staging_root, ignore_errors=True)
 
     def _spawn(self, dist: TritonDistribution, backends: Path, ports: dict[str, int]) -> None:
         settings = self.settings
@@ -330,6 +404,24 @@ class LocalTriton:
         process = self._process
         if process is not None and process.poll() is None:
             _kill_group(process.pid)
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories atomically (``renameat2(RENAME_EXCHANGE)``); where the kernel or
+    libc lacks it, fall back to two renames (a short window without ``b``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is not None:
+        rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+        if rc == 0:
+            return
+        errno = ctypes.get_errno()
+        if errno not in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: not supported here
+            raise OSError(errno, os.strerror(errno), str(b))
+    parked = a.with_name(a.name + ".old")
+    b.rename(parked)
+    a.rename(b)
+    parked.rename(a)
 
 
 class _PortRaceError(Exception):
