@@ -85,16 +85,23 @@ def test_unservable_optional_stop_reported_with_reason(c101_25):
 
 @pytest.mark.parametrize("engine", ENGINES, ids=IDS)
 def test_several_time_windows_per_stop(engine):
-    """A stop with a morning and an afternoon window is served in one of them, never between."""
-    dist = np.array([[0, 1000, 1000], [1000, 0, 1000], [1000, 1000, 0]])
+    """A stop with a morning and an afternoon window is served in one of them, never between;
+    an optional stop with two windows and a high penalty is served too, and the last progress
+    report equals the reply's objective (no constant offset from the window copies)."""
+    dist = np.array([[0, 1000, 1000, 800], [1000, 0, 1000, 900], [1000, 1000, 0, 700],
+                     [800, 900, 700, 0]])
     stops = (Stop("two-windows", 1, (1,), 60, (TimeWindow(0, 100), TimeWindow(5000, 6000))),
-             Stop("any", 2, (1,), 60))
-    problem = Problem((Location(), Location(), Location()), (Depot(0),),
+             Stop("any", 2, (1,), 60),
+             Stop("optional-two-windows", 3, (1,), 60, (TimeWindow(0, 50), TimeWindow(3000, 9000)),
+                  required=False, penalty=500.0))
+    problem = Problem(tuple(Location() for _ in range(4)), (Depot(0),),
                       (VehicleType(1, (5,), TimeWindow(1000, 20000)),), stops, dist, dist.copy())
-    sol = engine.solve(problem, Budget(1.0))
-    assert violations(problem, sol) == []
+    progress: list[Progress] = []
+    sol = engine.solve(problem, Budget(1.0), progress.append)
+    assert violations(problem, sol) == [] and sol.unassigned == ()
     visit = next(v for r in sol.routes for v in r.visits if v.kind is VisitKind.STOP and v.index == 0)
     assert 5000 <= visit.start_s <= 6000
+    assert progress[-1].objective == pytest.approx(sol.objective.total)
 
 
 @pytest.mark.parametrize("engine", ENGINES, ids=IDS)

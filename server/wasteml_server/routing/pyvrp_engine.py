@@ -100,7 +100,8 @@ class PyVrpEngine:
             return build_solution(problem, self.name, [], status=SolveStatus.FEASIBLE,
                                   elapsed_s=time.monotonic() - t0, first_feasible_s=0.0,
                                   screened=screened)
-        tracker = _Tracker(stop, on_progress, t0, self.name, COST_SCALE / model.cost_gcd)
+        tracker = _Tracker(stop, on_progress, t0, self.name, COST_SCALE / model.cost_gcd,
+                           model.prize_offset)
         u = max(1, max(vt.unit_distance_cost for vt in model.data.vehicle_types()))
         params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(min_penalty=0.1 * u, max_penalty=1e5 * u))
         result = pyvrp.solve(model.data, tracker, seed=options.seed, collect_stats=False, params=params)
@@ -118,8 +119,9 @@ class _Tracker:
     """PyVRP stopping criterion wrapping ours; records improvements and the first feasible time."""
 
     def __init__(self, stop: StoppingCriterion, on_progress: ProgressCallback | None,
-                 t0: float, engine: str, units_per_currency: float) -> None:
+                 t0: float, engine: str, units_per_currency: float, offset: int = 0) -> None:
         self._stop = stop
+        self._offset = offset
         self._scale = units_per_currency
         self._on_progress = on_progress
         self._t0 = t0
@@ -130,6 +132,8 @@ class _Tracker:
     def __call__(self, best_cost: float) -> bool:
         if best_cost >= _INFEASIBLE_COST:  # PyVRP's cost of an infeasible solution
             best_cost = math.inf
+        else:
+            best_cost -= self._offset
         if best_cost < self._best:
             self._best = best_cost
             elapsed = time.monotonic() - self._t0
@@ -201,6 +205,8 @@ class _Data:
         clients: list[pyvrp.Client] = []
         groups: list[pyvrp.ClientGroup] = []
         self.client_stop: list[int] = []
+        #: constant part of PyVRP's cost that our objective does not have (PyVRP cost units)
+        self.prize_offset = 0
         for i, stop in enumerate(problem.stops):
             if i in screened:
                 continue
@@ -222,6 +228,9 @@ class _Data:
                                                 prize=prize, required=False, group=group))
                     self.client_stop.append(i)
                 groups.append(pyvrp.ClientGroup(members, required=stop.required))
+                # PyVRP counts the prize of every unvisited member, and at most one member is
+                # visited: a constant (k - 1) * prize that is not part of our objective
+                self.prize_offset += (len(windows) - 1) * prize
 
         vehicle_types = []
         for t, vt in enumerate(problem.vehicle_types):
