@@ -345,6 +345,8 @@ class SolverPool:
         if self._closing:
             return
         self._closing = True
+        if self._loop is None:  # never started
+            return
         closed = UnavailableError("solver-pool", "the solver pool was shut down")
         while self._queue:
             task = self._queue.popleft()
