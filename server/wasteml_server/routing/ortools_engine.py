@@ -34,6 +34,7 @@ import time
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
+from wasteml_server.routing.capabilities import ortools_unsupported
 from wasteml_server.routing.engine import (
     Progress,
     ProgressCallback,
@@ -60,7 +61,7 @@ class OrToolsEngine:
 
     def unsupported(self, problem: Problem) -> str | None:
         """OR-Tools expresses every feature of :class:`Problem`; always None."""
-        return None
+        return ortools_unsupported(problem)
 
     def solve(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.routing.capabilities import ortools_unsupported, pyvrp_unsupported
 from wasteml_server.routing.engine import DEFAULT_ENGINE, Engine, EngineName
 from wasteml_server.routing.problem import Problem, Solution, SolveStatus
 
@@ -32,6 +33,9 @@ def make_engine(name: EngineName) -> Engine:
     raise InvalidArgumentError("engine", f"{name.value} is not a single engine")
 
 
+_UNSUPPORTED = {EngineName.ORTOOLS: ortools_unsupported, EngineName.PYVRP: pyvrp_unsupported}
+
+
 def engines_for(problem: Problem, requested: EngineName) -> list[EngineName]:
     """The single engines that will run for ``requested``, after dropping unsupported ones.
 
@@ -51,7 +55,7 @@ def engines_for(problem: Problem, requested: EngineName) -> list[EngineName]:
         candidates = [requested]
     usable, reasons = [], []
     for name in candidates:
-        why = make_engine(name).unsupported(problem)
+        why = _UNSUPPORTED[name](problem)
         if why is None:
             usable.append(name)
         else:

@@ -37,6 +37,7 @@ import numpy as np
 import pyvrp
 
 from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.routing.capabilities import pyvrp_unsupported
 from wasteml_server.routing.engine import (
     Progress,
     ProgressCallback,
@@ -63,18 +64,8 @@ class PyVrpEngine:
     name = "pyvrp"
 
     def unsupported(self, problem: Problem) -> str | None:
-        """None, or why PyVRP cannot express ``problem``.
-
-        The one gap: a vehicle type that must end empty and may tip at a facility with opening
-        hours (the virtual end depot cannot carry the facility's time window).
-        """
-        for t, vt in enumerate(problem.vehicle_types):
-            if vt.end_empty:
-                for f in vt.facilities:
-                    if problem.facilities[f].time_window is not None:
-                        return (f"vehicle_types[{t}] must end empty and facilities[{f}] has opening "
-                                "hours; PyVRP cannot express a timed final tip")
-        return None
+        """None, or why PyVRP cannot express ``problem`` (see ``capabilities.pyvrp_unsupported``)."""
+        return pyvrp_unsupported(problem)
 
     def solve(
         self,
