@@ -239,9 +239,9 @@ class ForecastingService:
         return self._index[1]
 
     async def resolve_version(self, model: str, version: str = "",
-                              field: str = "model.version") -> int:
+                              field: str = "model.version", fresh: bool = False) -> int:
         """The version a call is served by: ``version`` if given (it must be READY on Triton),
-        else the latest READY one.
+        else the latest READY one. ``fresh`` bypasses the cached repository index.
 
         Raises:
             InvalidArgumentError: ``version`` is not a positive integer (``field``).
@@ -250,8 +250,9 @@ class ForecastingService:
             UnavailableError: the version is still loading, or Triton is down.
         """
         wanted = _version_arg(version, field)
-        for fresh in (False, True):  # a miss in the cached index is re-checked on a fresh one
-            rows = [r for r in await self._index_rows(fresh) if r.name == model]
+        # a miss in the cached index is re-checked on a fresh one
+        for refetch in (True,) if fresh else (False, True):
+            rows = [r for r in await self._index_rows(refetch) if r.name == model]
             ready = sorted(int(r.version) for r in rows
                            if r.state == "READY" and r.version.isdigit())
             if wanted is None and ready:
@@ -365,12 +366,18 @@ class ForecastingService:
         if len(bins) > MAX_FILL_BINS:
             raise InvalidArgumentError("bins", f"at most {MAX_FILL_BINS} bins per call, "
                                        f"got {len(bins)}")
-        v = await self.resolve_version(FILL_MODEL, version)
-        predictor = await self._predictor(v)
-        x = await asyncio.to_thread(predictor.features, bins)
-        max_rows = await self._max_batch(FILL_MODEL, v)
-        parts = await asyncio.gather(*(self._infer_fill(x[i : i + max_rows], v)
-                                       for i in range(0, len(x), max_rows)))
+        for attempt in range(2):
+            v = await self.resolve_version(FILL_MODEL, version, fresh=attempt > 0)
+            predictor = await self._predictor(v)
+            x = await asyncio.to_thread(predictor.features, bins)
+            try:
+                max_rows = await self._max_batch(FILL_MODEL, v)
+                parts = await asyncio.gather(*(self._infer_fill(x[i : i + max_rows], v)
+                                               for i in range(0, len(x), max_rows)))
+                break
+            except NotFoundError:  # unloaded since the cached index said READY: re-resolve
+                if attempt:
+                    raise
         raw = np.concatenate(parts)
         ids = [b.bin_id for b in bins]
         preds = await asyncio.to_thread(predictor.postprocess, x, raw, ids, coverage)
@@ -472,13 +479,19 @@ class ForecastingService:
                 if v is None:
                     raise FailedPreconditionError(err.message) from err
                 raise
-        else:
-            v = await self.resolve_version(config.model_name, version)
-        forecaster = await self._forecaster(grain, v)
         ts = pd.Timestamp(origin) if origin is not None else None
-        result = await asyncio.to_thread(forecaster.forecast, key, horizon,
-                                         tuple(float(q) for q in quantiles), top_k if
-                                         family == "lightgbm" else 0, ts, family)
+        for attempt in range(2):
+            if family == "lightgbm":
+                v = await self.resolve_version(config.model_name, version, fresh=attempt > 0)
+            forecaster = await self._forecaster(grain, v)
+            try:
+                result = await asyncio.to_thread(forecaster.forecast, key, horizon,
+                                                 tuple(float(q) for q in quantiles), top_k if
+                                                 family == "lightgbm" else 0, ts, family)
+                break
+            except NotFoundError:  # unloaded since the cached index said READY: re-resolve
+                if attempt or family != "lightgbm":
+                    raise
         if self._audit is not None:
             digest = request_hash(request_bytes if request_bytes is not None else repr(
                 (grain, series_id, horizon, tuple(quantiles), top_k, family, origin,
