@@ -79,15 +79,16 @@ def lite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(params=["lite", "server"])
 def store_factory(request: pytest.FixtureRequest, lite_path: Path):
-    """Makes a ``MilvusStore`` on Milvus Lite or on the embedded server, with a fresh collection
-    named after the test; collections are dropped afterwards."""
+    """Makes a ``MilvusStore`` on Milvus Lite (FLAT, the default index) or on the embedded server
+    (HNSW), with a fresh collection named after the test; collections are dropped afterwards."""
     made: list[MilvusStore] = []
 
     def make(collection: str | None = None, **kwargs: object) -> MilvusStore:
         if request.param == "lite":
-            uri = str(lite_path)
+            uri = str(lite_path)  # default index (FLAT)
         else:
             uri = request.getfixturevalue("milvus_server").uri
+            kwargs.setdefault("index_type", "HNSW")  # prove the server's HNSW path
         name = collection or ("t_" + "".join(c if c.isalnum() else "_" for c in request.node.name))[:200]
         kwargs.setdefault("consistency_level", "Strong")
         store = MilvusStore(uri, collection=name, timeout_s=30, **kwargs)

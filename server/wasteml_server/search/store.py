@@ -18,19 +18,25 @@ the vector, so re-ingestion after a model change re-embeds).
 
 Indexes:
 
-- vector: HNSW, metric COSINE (vectors are unit norm, so COSINE = IP), M = 16,
-  efConstruction = 200, on both back-ends. Milvus Lite 3.x offers FLAT/BRUTE_FORCE, HNSW,
-  HNSW_SQ, IVF_FLAT and IVF_SQ8 (no IVF_PQ, DISKANN, SCANN); planning measured on 5k real
-  embeddings FLAT 12 ms p50 (exact), HNSW (M 16, ef 64) 4 ms p50 at recall@10 0.995, IVF_FLAT
-  nprobe 8 recall 0.84 - hence HNSW. M 16 and efConstruction 200 are the hnswlib/Milvus
-  documented middle settings (Malkov & Yashunin, "Efficient and robust approximate nearest
-  neighbor search using HNSW graphs", TPAMI 2020, recommend M 12-48). Search-time ``ef`` is
-  ``max(settings.milvus_hnsw_ef, limit)`` (Milvus requires ef >= limit for HNSW). On Lite a
-  filtered search divides that ef by the filter's selectivity (rows passing the expression /
-  all rows, two ``count(*)`` queries): Lite's faiss HNSW skips filtered-out nodes during the
-  walk with a fixed-size search list, so a selective filter otherwise loses hits (measured:
-  8 of 10 on a 3 % slice). The C++ server handles filters itself (knowhere switches to a
-  brute-force scan when the filter removes most rows).
+- vector: metric COSINE (vectors are unit norm, so COSINE = IP; scores in -1..1), index type
+  ``settings.milvus_index_type``: **FLAT (exact) by default**, HNSW (M = 16,
+  efConstruction = 200) by setting. Why FLAT: the Boston 311 texts repeat a lot (6,680
+  distinct texts in 20,832 documents, one of them 5,233 times) and exact duplicates collapse
+  HNSW neighbourhoods; measured with ``search/evaluate.py`` over the 20,832 real documents,
+  HNSW reached recall@10 0.755 (ef 64) / 0.797 (ef 512) against brute force on the Milvus 2.3
+  server and only 0.53 on Milvus Lite 3.2 (faiss), and under selective filters returned fewer
+  than top_k hits although more passed; FLAT had recall 1.0 at 3-8 ms per search on the server
+  (20k vectors) and ~75 ms on Lite. HNSW remains the choice for large collections of mostly
+  distinct texts (Milvus Lite 3.x offers FLAT, HNSW, HNSW_SQ, IVF_FLAT, IVF_SQ8; no IVF_PQ,
+  DISKANN, SCANN; planning measured on 5k distinct embeddings FLAT 12 ms p50, HNSW (M 16,
+  ef 64) 4 ms p50 at recall 0.995, IVF_FLAT nprobe 8 recall 0.84). M 16 / efConstruction 200
+  are the middle settings of Malkov & Yashunin ("Efficient and robust approximate nearest
+  neighbor search using HNSW graphs", TPAMI 2020: M 12-48). HNSW search-time ``ef`` is
+  ``max(settings.milvus_hnsw_ef, limit)`` (Milvus requires ef >= limit). On Lite a filtered
+  HNSW search divides that ef by the filter's selectivity (rows passing the expression / all
+  rows, two ``count(*)`` queries): Lite's faiss HNSW skips filtered-out nodes during the walk
+  with a fixed-size search list, so a selective filter otherwise loses hits (measured: 8 of 10
+  on a 3 % slice).
 - scalar: on ``kind``, ``source``, ``created_at``, ``lat``, ``lon``, the filter fields, by back-end:
   Milvus Lite and Milvus >= 2.4: INVERTED; Milvus 2.3 (the embedded ``milvus`` package):
   Trie for VARCHAR, STL_SORT for numbers (2.3 has no INVERTED and no BOOL index).
@@ -109,6 +115,8 @@ OUTPUT_FIELDS = ["text", "kind", "lat", "lon", "created_at", "source", "geo_fall
 #: Fields that define "unchanged" for idempotent ingestion.
 COMPARE_FIELDS = ("text", "kind", "lat", "lon", "created_at", "source", "geo_fallback", "model")
 
+#: Vector index types this store creates.
+VECTOR_INDEX_TYPES = ("HNSW", "FLAT")
 #: Valid Milvus consistency levels (pymilvus names).
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 
@@ -198,6 +206,8 @@ class MilvusStore:
         hnsw_ef: HNSW search list size floor (``settings.milvus_hnsw_ef``); raised to the limit.
         admin_timeout_s: timeout of collection management calls (create, load, flush, drop),
             seconds (``settings.milvus_admin_timeout_s``; at least ``timeout_s``).
+        index_type: vector index of collections this store creates, ``"FLAT"`` or ``"HNSW"``
+            (``settings.milvus_index_type``); an existing collection keeps its index.
 
     Raises:
         ValueError: bad ``consistency_level`` or ``timeout_s`` <= 0.
@@ -213,6 +223,7 @@ class MilvusStore:
         consistency_level: str = "Bounded",
         hnsw_ef: int = 64,
         admin_timeout_s: float = 120.0,
+        index_type: str = "FLAT",
     ) -> None:
         if consistency_level not in CONSISTENCY_LEVELS:
             raise ValueError(f"consistency_level must be one of {CONSISTENCY_LEVELS}")
@@ -226,6 +237,9 @@ class MilvusStore:
         self.admin_timeout_s = max(float(admin_timeout_s), self.timeout_s)
         self.consistency_level = consistency_level
         self.hnsw_ef = int(hnsw_ef)
+        self.index_type = index_type.upper()
+        if self.index_type not in VECTOR_INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {VECTOR_INDEX_TYPES}")
         self._token = token
         self._client: MilvusClient | None = None
         self._lock = threading.Lock()
@@ -243,6 +257,7 @@ class MilvusStore:
             consistency_level=settings.milvus_consistency_level,
             hnsw_ef=settings.milvus_hnsw_ef,
             admin_timeout_s=settings.milvus_admin_timeout_s,
+            index_type=settings.milvus_index_type,
         )
 
     # --- connection ---------------------------------------------------------------------------
@@ -387,11 +402,12 @@ class MilvusStore:
                 schema.add_field("geo_fallback", DataType.BOOL)
                 schema.add_field("model", DataType.VARCHAR, max_length=128)
                 params = c.prepare_index_params()
+                if self.index_type == "HNSW":
+                    vparams: dict[str, Any] = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+                else:
+                    vparams = {}
                 params.add_index(
-                    "vector",
-                    index_type="HNSW",
-                    metric_type=METRIC,
-                    params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION},
+                    "vector", index_type=self.index_type, metric_type=METRIC, params=vparams
                 )
                 for field_name, index_type in self._scalar_index_types().items():
                     params.add_index(field_name, index_type=index_type, index_name=f"{field_name}_idx")
@@ -600,7 +616,7 @@ class MilvusStore:
         fetch = top_k if circle is None else min(max(top_k * OVERFETCH_FACTOR, OVERFETCH_MIN), MILVUS_MAX_LIMIT)
         selectivity = 1.0
         slice_rows: int | None = None
-        if self.lite and expr:
+        if self.lite and expr and self.index_type == "HNSW":
             # faiss HNSW in Lite skips filtered-out nodes during the walk but keeps the search
             # list at ef, so a selective filter starves it (measured: 8 of 10 hits on a 3 %
             # slice). Widen ef by 1/selectivity; the count also tells when the slice is done.
