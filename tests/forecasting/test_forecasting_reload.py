@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,16 @@ def test_untrained_model_is_failed_precondition(server) -> None:
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "demand_daily" in info.value.details()
     assert client.health_status("") == "SERVING"
+
+
+def test_triton_down_is_unavailable(server) -> None:
+    """With the server's Triton killed, PredictFillLevel answers UNAVAILABLE (retryable), not
+    INTERNAL. Runs last in this module: it ends that server's Triton."""
+    bg, client = server
+    pid = bg.app.triton.pid
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)  # the Triton this module's server started (own session)
+    with pytest.raises(grpc.RpcError) as info:
+        _predict(client, "")
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
+    assert "triton" in info.value.details()
