@@ -178,6 +178,26 @@ def test_forecast_demand_equals_in_process_model(client, grain, grain_name, sid,
         assert len(point.contributions) == top_k
 
 
+def test_prophet_family_equals_in_process_prophet(client: WastemlClient) -> None:
+    """ForecastDemand with DEMAND_MODEL_PROPHET serves Prophet's median and quantiles of the
+    version's stored models (equal to in-process) and names the Prophet model in the reply."""
+    origin = common_pb2.CalendarDate(year=2021, month=5, day=9)
+    reply = client.forecast_demand(demand_request(
+        forecasting_pb2.SERIES_GRAIN_SERVICE_LINE_DAILY, "recycling", 10, (0.25, 0.75),
+        model_family=forecasting_pb2.DEMAND_MODEL_PROPHET, forecast_origin=origin))
+    version = int(reply.model.version)
+    assert reply.model.name == "demand_daily_prophet"
+    assert reply.last_observed_date == origin
+    local = DemandForecaster.load(MODEL_REPOSITORY, DATA_DIR, "daily", version)
+    want = local.forecast("daily:recycling", 10, (0.25, 0.75),
+                          origin=pd.Timestamp("2021-05-09"), family="prophet")
+    assert pd.Timestamp(reply.points[0].date.year, reply.points[0].date.month,
+                        reply.points[0].date.day) == pd.Timestamp("2021-05-10")
+    np.testing.assert_allclose([p.point_kg for p in reply.points], want.point_kg, rtol=1e-5)
+    np.testing.assert_allclose([p.quantiles[1].value_kg for p in reply.points],
+                               want.quantile_kg[1], rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [

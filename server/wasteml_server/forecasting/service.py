@@ -309,8 +309,14 @@ class ForecastingService:
 
                 cfg = self.model_repository / model / "config.pbtxt"
                 max_rows = max(1, load_model_config(cfg).max_batch_size)
-            infer = triton_infer_fn(self._triton, model, self._loop, version=str(version),
-                                    max_rows=max_rows, timeout_s=self.timeout_s)
+
+            def infer(features: np.ndarray) -> np.ndarray:
+                # runs in the request's worker thread, whose context carries the RPC deadline
+                # (asyncio.to_thread copies it): each Triton step is bounded by what is left
+                return triton_infer_fn(self._triton, model, self._loop, version=str(version),
+                                       max_rows=max_rows,
+                                       timeout_s=bounded_timeout(self.timeout_s))(features)
+
             return await asyncio.to_thread(DemandForecaster.load, self.model_repository,
                                            self.data_dir, grain, version, infer, True)
 
