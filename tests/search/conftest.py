@@ -43,7 +43,7 @@ def slice_docs(boston_docs: list[Document]) -> list[Document]:
 def embedder() -> OnnxEmbedder:
     """The exported all-MiniLM-L6-v2 ONNX graph in ONNX Runtime (needs the export to have run)."""
     if not ENCODER_ONNX.is_file():
-        pytest.skip(f"{ENCODER_ONNX} missing: run 'python -m wasteml_export text-encoder'")
+        pytest.fail(f"{ENCODER_ONNX} missing: run `make models` (python -m wasteml_export text-encoder)")
     return OnnxEmbedder(ENCODER_ONNX, threads=2)
 
 

@@ -14,7 +14,7 @@ from wasteml_server.search.cli import app
 def test_boston_311_command_is_idempotent(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ingesting the first 150 rows twice upserts 150 then 0 and the collection holds 150."""
     if not ENCODER_ONNX.is_file():
-        pytest.skip(f"{ENCODER_ONNX} missing: run 'python -m wasteml_export text-encoder'")
+        pytest.fail(f"{ENCODER_ONNX} missing: run `make models` (python -m wasteml_export text-encoder)")
     monkeypatch.setenv("WASTEML_MILVUS_URI", str(tmp_path / "milvus.db"))
     monkeypatch.setenv("WASTEML_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("WASTEML_MODEL_REPOSITORY", str(REPO_ROOT / "model_repository"))
