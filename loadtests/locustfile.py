@@ -91,6 +91,9 @@ def _options(parser) -> None:
                        default=2.0, help="solver time limit of each Solve, seconds")
     group.add_argument("--wasteml-wait-max-s", env_var="LOCUST_WASTEML_WAIT_MAX_S", type=float, default=1.0,
                        help="each user waits uniformly 0..this between calls (0: back to back)")
+    group.add_argument("--wasteml-fill-max-fraction", env_var="LOCUST_WASTEML_FILL_MAX_FRACTION", type=float,
+                       default=2.0, help="fill readings above this are sent as this (the contract accepts "
+                       "up to 2; the data's overflow readings are 8/7 = 1.14)")
     group.add_argument("--wasteml-outcomes-json", env_var="LOCUST_WASTEML_OUTCOMES_JSON", default="",
                        help="write {method: {status code: calls}} of this process to this file at exit")
     group.add_argument("--wasteml-seed", env_var="LOCUST_WASTEML_SEED", type=int, default=2015,
@@ -190,6 +193,7 @@ class DispatchUser(User):
         self.rng = random.Random(options.wasteml_seed * 1_000_003 + id(self) % 1_000_003)
         self.timeout_s = options.wasteml_timeout_s
         self.solve_limit_s = options.wasteml_solve_time_limit_s
+        self.fill_max_fraction = options.wasteml_fill_max_fraction
         self.metadata = _metadata(environment)
         self._raw_channel = grpc.insecure_channel(self.host, options=_channel_options())
         channel = grpc.intercept_channel(self._raw_channel, LocustInterceptor(environment))
@@ -225,7 +229,8 @@ class DispatchUser(User):
     @task(20)
     def predict_fill(self) -> None:
         """Forecasting.PredictFillLevel for the skips read on a real day."""
-        self._call(self.forecasting.PredictFillLevel, self.workload.fill_request(self.rng), self.timeout_s)
+        request = self.workload.fill_request(self.rng, max_fraction=self.fill_max_fraction)
+        self._call(self.forecasting.PredictFillLevel, request, self.timeout_s)
 
     @tag("solve")
     @task(5)

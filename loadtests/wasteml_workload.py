@@ -191,9 +191,18 @@ class Workload:
                     columns[n].append(float(v) if v not in {"", "."} else None)
         return days, columns
 
-    def fill_request(self, rng: random.Random, max_bins: int = 16) -> forecasting_pb2.PredictFillLevelRequest:
+    def fill_request(self, rng: random.Random, max_bins: int = 16,
+                     max_fraction: float = 2.0) -> forecasting_pb2.PredictFillLevelRequest:
         """PredictFillLevel for the skips with readings on a real day: last week of readings,
-        target 1-3 days ahead."""
+        target 1-3 days ahead.
+
+        Args:
+            rng: the random source.
+            max_bins: most bins per request.
+            max_fraction: readings above this are sent as this. The contract accepts overflow
+                readings up to 2; the real log's overflow reading is 8 m3 / 7 m3 = 1.14, so the
+                default 2.0 sends the data as it is.
+        """
         days, columns = self.fullness
         for _ in range(100):
             d = rng.randrange(7, len(days))
@@ -204,7 +213,7 @@ class Workload:
                     target = days[d] + timedelta(days=rng.randint(1, 3))
                     bins.append(forecasting_pb2.BinFillInput(
                         bin_id=name, capacity_l=SKIP_L, target_time=_ts(target),
-                        recent_readings=[forecasting_pb2.FillReading(time=_ts(t), fill_fraction=v / SKIP_M3)
+                        recent_readings=[forecasting_pb2.FillReading(time=_ts(t), fill_fraction=min(v / SKIP_M3, max_fraction))
                                          for t, v in readings]))
             if bins:
                 rng.shuffle(bins)
