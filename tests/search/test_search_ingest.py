@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -107,3 +108,24 @@ async def test_service_validates_before_embedding(store_factory, embedder) -> No
     assert err.value.field == "collection"
     res = await service.embed(["dead raccoon on the sidewalk"])
     assert res.vectors.shape == (1, 384) and res.model_name == "text_encoder"
+
+
+async def test_async_stream_and_concurrent_searches(store_factory, slice_docs, embedder) -> None:
+    """Documents arriving as an async stream (as IndexDocuments delivers them) are all indexed,
+    and 16 concurrent searches through the service return what sequential ones return."""
+    store = store_factory()
+    service = SemanticSearchService(store, embedder, batch_size=32, in_flight=4)
+
+    async def stream():
+        for d in slice_docs[:120]:
+            yield d
+
+    report = await service.index_documents(stream())
+    assert report.received == 120 and report.upserted == 120
+    stats = await service.stats()
+    assert stats.document_count == 120
+    queries = ["dead raccoon on the sidewalk", "needles in the park", "overflowing dumpster", "old couch"] * 4
+    sequential = [[h.id for h in (await service.search(q, 5)).hits] for q in queries]
+    concurrent = await asyncio.gather(*(service.search(q, 5) for q in queries))
+    assert [[h.id for h in r.hits] for r in concurrent] == sequential
+    assert await service.delete_documents([slice_docs[0].id, "missing"]) == 1

@@ -29,6 +29,7 @@ from wasteml_server.search.embedding import Embedder, OnnxEmbedder, TritonEmbedd
 from wasteml_server.search.ingest import (
     BOSTON_311_FILE,
     BOSTON_311_ROWS,
+    IndexReport,
     index_documents,
     read_boston_311,
 )
@@ -89,7 +90,7 @@ async def _ingest(
     batch_size: int,
     in_flight: int,
     quiet: bool,
-) -> object:
+) -> IndexReport:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     path = Path(settings.data_dir) / BOSTON_311_FILE
@@ -131,7 +132,7 @@ def boston_311(
     logging.basicConfig(level=getattr(logging, settings.log_level.upper(), logging.INFO), stream=sys.stderr)
     store = _store(settings, uri, collection)
 
-    async def run() -> object:
+    async def run() -> IndexReport:
         async with open_embedder(settings, embedder, triton_url) as emb:
             if recreate:
                 await asyncio.to_thread(store.drop_collection)
@@ -169,7 +170,7 @@ def evaluate_cmd(
     skip_ingest: Annotated[bool, typer.Option(help="Do not run the (idempotent) ingestion first.")] = False,
 ) -> None:
     """Print semantic vs BM25 precision@10/nDCG@10 and filter recall@10; exit 1 if a bar fails."""
-    from wasteml_server.search.evaluate import evaluate, load_queries, render
+    from wasteml_server.search.evaluate import EvalReport, evaluate, load_queries, render
 
     settings = Settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -178,7 +179,7 @@ def evaluate_cmd(
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     store = _store(settings, uri, collection)
 
-    async def run() -> object:
+    async def run() -> EvalReport:
         async with open_embedder(settings, embedder, triton_url) as emb:
             if not skip_ingest:
                 await _ingest(

@@ -287,12 +287,14 @@ class MilvusStore:
 
     def _drop_client(self, client: MilvusClient) -> None:
         with self._lock:
-            if self._client is client:
-                self._client = None
-                try:
-                    client.close()
-                except Exception:  # closing a broken channel may itself fail
-                    logger.debug("closing a broken Milvus client failed", exc_info=True)
+            if self._client is not client:
+                return
+            self._client = None
+        try:
+            if client is not None:
+                client.close()
+        except Exception:  # closing a broken channel may itself fail
+            logger.debug("closing a broken Milvus client failed", exc_info=True)
 
     @staticmethod
     def _is_connectivity(exc: BaseException) -> bool:
