@@ -7,12 +7,14 @@ import multiprocessing
 import os
 import signal
 import time
+from dataclasses import replace
 
 import pytest
 from routing_checker import DATA_DIR, violations
 
 from wasteml_server.errors import (
     CancelledError,
+    InfeasibleProblemError,
     InvalidArgumentError,
     ResourceExhaustedError,
     UnavailableError,
@@ -20,7 +22,7 @@ from wasteml_server.errors import (
 from wasteml_server.routing.engine import EngineName, SolveOptions
 from wasteml_server.routing.instances import load_instance
 from wasteml_server.routing.pool import JobState, SolverPool
-from wasteml_server.routing.problem import SolveStatus
+from wasteml_server.routing.problem import SolveStatus, TimeWindow
 from wasteml_server.settings import Settings
 
 
@@ -77,8 +79,9 @@ async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101
 
 
 async def test_full_queue_raises_resource_exhausted(r101):
-    """With 1 worker and a queue of 1, a third concurrent job is refused with RESOURCE_EXHAUSTED,
-    and a time limit above the maximum is an INVALID_ARGUMENT on time_limit_s."""
+    """With 1 worker and a queue of 1, a third concurrent job is refused with RESOURCE_EXHAUSTED;
+    a time limit above the maximum is an INVALID_ARGUMENT on time_limit_s, and a problem with an
+    unreachable required stop is refused at submission with the explanation."""
     async with SolverPool(_settings(solver_workers=1, solver_queue_size=1)) as pool:
         opts = SolveOptions(time_limit_s=30.0, engine=EngineName.ORTOOLS)
         running = await pool.submit(r101, opts)
@@ -89,6 +92,11 @@ async def test_full_queue_raises_resource_exhausted(r101):
         with pytest.raises(InvalidArgumentError) as err:
             await pool.submit(r101, SolveOptions(time_limit_s=61.0))
         assert err.value.field == "time_limit_s"
+        stops = list(r101.stops)
+        stops[7] = replace(stops[7], time_windows=(TimeWindow(0, 1),))
+        with pytest.raises(InfeasibleProblemError) as infeasible:
+            await pool.submit(replace(r101, stops=tuple(stops)), opts)
+        assert f"stops[7] ({stops[7].id})" in infeasible.value.message
         waiting.cancel()
         running.cancel()
         with pytest.raises(CancelledError):

@@ -435,6 +435,7 @@ class SolverPool:
         Raises:
             InvalidArgumentError: ``time_limit_s`` above ``solver_max_time_limit_s``, or the
                 requested engine cannot express the problem (field ``engine``).
+            InfeasibleProblemError: a required stop can never be served (``feasibility.screen``).
             ResourceExhaustedError: ``solver_queue_size`` jobs are already waiting.
             UnavailableError: the pool is closed or not started.
         """
@@ -443,9 +444,11 @@ class SolverPool:
             raise UnavailableError("solver-pool", "the solver pool is not running")
         if options.time_limit_s > self.max_time_limit_s:
             raise InvalidArgumentError("time_limit_s", f"must be <= {self.max_time_limit_s:g} s")
+        from wasteml_server.routing.feasibility import screen
         from wasteml_server.routing.portfolio import engines_for
 
         engines = engines_for(problem, options.engine)
+        screen(problem)  # explain an infeasible problem now, not from a worker later
         if self.queued >= self.queue_size:
             raise ResourceExhaustedError(
                 f"solver queue full: {self.queued} jobs waiting (limit {self.queue_size})")
