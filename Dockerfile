@@ -45,18 +45,16 @@ ENTRYPOINT ["/opt/wasteml/export_models.sh"]
 FROM nvcr.io/nvidia/tensorrt:25.01-py3 AS tensorrt
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY --from=builder /wheels/ /wheels/
-# A venv that still sees the image's TensorRT Python bindings (system site-packages); the
-# image's own Python is externally managed (PEP 668).
-RUN python3 -m venv --system-site-packages /opt/venv \
- && /opt/venv/bin/pip install /wheels/*.whl \
+# Into the image's own Python, beside its TensorRT bindings. --break-system-packages: that
+# Python may be marked externally managed (PEP 668), and this image exists only for this step.
+RUN python3 -m pip install --break-system-packages /wheels/*.whl \
  && groupadd --system --gid 10001 wasteml \
  && useradd --system --uid 10001 --gid wasteml --home-dir /srv/wasteml --create-home wasteml
-ENV PATH=/opt/venv/bin:$PATH \
-    WASTEML_MODEL_REPOSITORY=/models \
+ENV WASTEML_MODEL_REPOSITORY=/models \
     WASTEML_DATA_DIR=/data
 USER 10001:10001
 WORKDIR /srv/wasteml
-ENTRYPOINT ["python", "-m", "wasteml_export"]
+ENTRYPOINT ["python3", "-m", "wasteml_export"]
 CMD ["tensorrt"]
 
 # ---- runtime: the orchestration server ---------------------------------------------------------
