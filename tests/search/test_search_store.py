@@ -186,3 +186,16 @@ def test_kind_with_quotes_and_location_less_documents(store_factory, slice_vecto
     assert [h.id for h in store.search(slice_vectors[0], 5, SearchFilters(radius=GeoCircle(GeoPoint(0, 0), 2.0e7)))] == ["q1"]
     no_loc = next(h for h in store.search(slice_vectors[0], 5) if h.id == "q2")
     assert no_loc.location is None and no_loc.created_at == t
+
+
+def test_collection_dropped_behind_the_store_is_recreated(store_factory, slice_docs, slice_vectors) -> None:
+    """When another client drops the collection, the store re-creates it on the next call
+    instead of failing (searches then see an empty collection, upserts work)."""
+    store = store_factory()
+    _fill(store, slice_docs[:10], slice_vectors[:10])
+    other = MilvusStore(store.uri, collection=store.default_collection, timeout_s=30)
+    other.drop_collection()
+    other.close()
+    assert store.search(slice_vectors[0], 5) == []
+    store.upsert(slice_docs[:3], slice_vectors[:3], MODEL)
+    assert store.count() == 3

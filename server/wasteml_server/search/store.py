@@ -115,6 +115,8 @@ OUTPUT_FIELDS = ["text", "kind", "lat", "lon", "created_at", "source", "geo_fall
 #: Fields that define "unchanged" for idempotent ingestion.
 COMPARE_FIELDS = ("text", "kind", "lat", "lon", "created_at", "source", "geo_fallback", "model")
 
+#: Milvus error codes of a collection that does not exist (100) or is not loaded (101).
+_COLLECTION_GONE_CODES = (100, 101)
 #: Vector index types this store creates.
 VECTOR_INDEX_TYPES = ("HNSW", "FLAT")
 #: Valid Milvus consistency levels (pymilvus names).
@@ -323,8 +325,13 @@ class MilvusStore:
             )
         return isinstance(exc, TimeoutError | ConnectionError)
 
-    def _call(self, what: str, fn: Callable[[MilvusClient], T]) -> T:
-        """Run one Milvus operation, mapping outages to ``UnavailableError("milvus")``."""
+    def _call(self, what: str, fn: Callable[[MilvusClient], T], collection: str | None = None) -> T:
+        """Run one Milvus operation, mapping outages to ``UnavailableError("milvus")``.
+
+        With ``collection`` given, a collection that vanished or was released behind this
+        store's back (dropped or released by another client, Milvus codes 100 and 101) is
+        re-created/re-loaded once and the operation retried.
+        """
         client = self._connect()
         try:
             return fn(client)
@@ -333,6 +340,11 @@ class MilvusStore:
                 self._drop_client(client)
                 msg = getattr(exc, "message", None) or str(exc)
                 raise UnavailableError("milvus", f"{what} failed: {msg}") from exc
+            if collection is not None and getattr(exc, "code", None) in _COLLECTION_GONE_CODES:
+                logger.warning("collection %s not found or not loaded; re-ensuring it", collection)
+                self._ready.discard(collection)
+                self.ensure_collection(collection)
+                return self._call(what, fn)
             raise
 
     def close(self) -> None:
@@ -489,7 +501,7 @@ class MilvusStore:
         name = self._name(collection)
         self.ensure_collection(name)
         rows = [document_row(d, v, model) for d, v in zip(docs, vectors, strict=True)]
-        res = self._call("upsert", lambda c: c.upsert(name, rows, timeout=self.timeout_s))
+        res = self._call("upsert", lambda c: c.upsert(name, rows, timeout=self.timeout_s), name)
         return int(res.get("upsert_count", len(rows)) if isinstance(res, dict) else len(rows))
 
     def changed(
@@ -535,6 +547,7 @@ class MilvusStore:
                 consistency_level="Strong" if strong else self.consistency_level,
                 timeout=self.timeout_s,
             ),
+            name,
         )
         out = {}
         for row in res:
@@ -559,7 +572,7 @@ class MilvusStore:
         existing = list(self.get(ids, name, strong=True))
         if not existing:
             return 0
-        self._call("delete", lambda c: c.delete(name, ids=existing, timeout=self.timeout_s))
+        self._call("delete", lambda c: c.delete(name, ids=existing, timeout=self.timeout_s), name)
         return len(existing)
 
     # --- reads ----------------------------------------------------------------------------
@@ -645,7 +658,7 @@ class MilvusStore:
                 )
                 return list(res[0]) if res else []
 
-            raw = self._call("search", run)
+            raw = self._call("search", run, name)
             hits: list[Hit] = []
             below_min = False
             for r in raw:
@@ -691,6 +704,7 @@ class MilvusStore:
                 consistency_level="Strong",
                 timeout=self.timeout_s,
             ),
+            name,
         )
         return int(res[0]["count(*)"])
 
@@ -728,7 +742,7 @@ class MilvusStore:
             finally:
                 it.close()
 
-        return self._call("query_iterator", run)
+        return self._call("query_iterator", run, name)
 
     def stats(self, collection: str | None = None) -> CollectionStats:
         """Row count, index configuration and per-kind / per-model counts of a collection.
