@@ -27,9 +27,13 @@ from wasteml.v1 import (
     search_pb2_grpc,
 )
 from wasteml_server.admin import ModelAdmin
+from wasteml_server.errors import UnavailableError
 from wasteml_server.forecasting.service import ForecastingService
 from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
 from wasteml_server.registry_sync import sync_registry
+from wasteml_server.search.embedding import TritonEmbedder
+from wasteml_server.search.service import SemanticSearchService
+from wasteml_server.search.store import MilvusStore
 from wasteml_server.search.tokenizer import TextTokenizer
 from wasteml_server.servicers.admin import ModelAdminServicer
 from wasteml_server.servicers.forecasting import ForecastingServicer
@@ -71,6 +75,7 @@ class Application:
         self._closers: list[Callable[[], Awaitable[None]]] = []
         self.audit: AuditWriter | None = None
         self.forecasting: ForecastingService | None = None
+        self.search: SemanticSearchService | None = None
 
     @property
     def triton_client(self) -> TritonClient:
@@ -128,13 +133,26 @@ class Application:
         forecasting = ForecastingServicer(self.forecasting)
         tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
         encoder = TextEncoder(triton, tokenizer, timeout_s=self.settings.triton_timeout_s)
-        search = SemanticSearchServicer(encoder)
+        self.search = SemanticSearchService(
+            MilvusStore.from_settings(self.settings),
+            TritonEmbedder(encoder, model_version=""),
+            batch_size=self.settings.search_embed_batch,
+            in_flight=self.settings.search_embed_in_flight,
+        )
+        store = self.search.store
+        self._closers.append(lambda: asyncio.to_thread(store.close))
+        try:
+            await self.search.start()
+        except UnavailableError as exc:  # Milvus down at start: serve the rest, health says so
+            logger.warning("search collection not ready at start: %s", exc)
+        checks["milvus"] = lambda: asyncio.to_thread(_milvus_ok, store)
+        search = SemanticSearchServicer(encoder, self.search)
         bindings = [
             ServiceBinding(ADMIN, lambda s: admin_pb2_grpc.add_ModelAdminServicer_to_server(admin, s), ("triton",)),
             ServiceBinding(
                 SEARCH,
                 lambda s: search_pb2_grpc.add_SemanticSearchServicer_to_server(search, s),
-                ("triton",),
+                ("triton", "milvus"),
             ),
             ServiceBinding(
                 ROUTING,
@@ -171,6 +189,11 @@ class Application:
             await self.server.stop()
         else:
             await self._close_backends()
+
+
+def _milvus_ok(store: MilvusStore) -> bool:
+    store.count()
+    return True
 
 
 def _ping(db: Database) -> bool:
