@@ -129,3 +129,14 @@ async def test_async_stream_and_concurrent_searches(store_factory, slice_docs, e
     concurrent = await asyncio.gather(*(service.search(q, 5) for q in queries))
     assert [[h.id for h in r.hits] for r in concurrent] == sequential
     assert await service.delete_documents([slice_docs[0].id, "missing"]) == 1
+
+
+async def test_bad_document_in_a_stream_names_its_position(store_factory, slice_docs, embedder) -> None:
+    """A document with an invalid latitude at stream position 70 is rejected as
+    documents[70].location.latitude_deg (its position in the whole stream)."""
+    docs = list(slice_docs[:80])
+    bad = docs[70]
+    docs[70] = Document(bad.id, bad.text, bad.kind, GeoPoint(95.0, -71.0), bad.created_at, bad.source)
+    with pytest.raises(InvalidArgumentError) as err:
+        await index_documents(docs, store_factory(), embedder, batch_size=32)
+    assert err.value.field == "documents[70].location.latitude_deg"

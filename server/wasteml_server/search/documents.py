@@ -188,18 +188,32 @@ def point_violations(point: GeoPoint, prefix: str) -> list[FieldViolation]:
     return out
 
 
-def validate_documents(docs: Sequence[Document], prefix: str = "documents") -> None:
+def validate_documents(
+    docs: Sequence[Document],
+    prefix: str = "documents",
+    *,
+    start: int = 0,
+    allow_repeats: bool = False,
+) -> None:
     """Check a batch of documents before embedding and storing them.
+
+    Args:
+        docs: the documents.
+        prefix: field path of the list, e.g. ``"documents"``.
+        start: index of ``docs[0]`` in the whole request or stream (for field paths).
+        allow_repeats: accept a repeated id (a stream may update a document; the last wins).
 
     Raises:
         InvalidArgumentError: one violation per bad field (all of them), the first naming e.g.
-            ``documents[3].location.latitude_deg``; also when ``docs`` repeats an id.
+            ``documents[3].location.latitude_deg``; also when ``docs`` repeats an id and
+            ``allow_repeats`` is False.
     """
     violations: list[FieldViolation] = []
     seen: dict[str, int] = {}
-    for i, doc in enumerate(docs):
+    for j, doc in enumerate(docs):
+        i = start + j
         violations.extend(document_violations(doc, f"{prefix}[{i}]"))
-        if doc.id in seen:
+        if doc.id in seen and not allow_repeats:
             violations.append(
                 FieldViolation(f"{prefix}[{i}].id", f"repeats the id of {prefix}[{seen[doc.id]}]")
             )

@@ -33,6 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from wasteml_server.errors import InvalidArgumentError
 from wasteml_server.search.documents import Document, GeoPoint, validate_documents
 from wasteml_server.search.embedding import Embedder, model_tag
 from wasteml_server.search.store import MilvusStore
@@ -256,7 +257,8 @@ async def index_documents(
         the :class:`IndexReport`.
 
     Raises:
-        InvalidArgumentError: a bad document (``documents[i].<field>``, index within its batch).
+        InvalidArgumentError: a bad document (``documents[i].<field>``, ``i`` its position in
+            the input); batches before it may already be stored.
         UnavailableError: Milvus or the encoder is down.
     """
     if batch_size < 1 or in_flight < 1:
@@ -271,7 +273,6 @@ async def index_documents(
 
     async def handle(batch: list[Document]) -> None:
         try:
-            validate_documents(batch)
             if skip_unchanged:
                 changed = await asyncio.to_thread(store.changed, batch, tag, collection)
                 todo = [d for d, c in zip(batch, changed, strict=True) if c]
@@ -292,9 +293,16 @@ async def index_documents(
         finally:
             sem.release()
 
+    position = 0
     async for batch in _batches(docs, batch_size):
         if errors:
             break
+        try:
+            validate_documents(batch, start=position, allow_repeats=True)
+        except InvalidArgumentError as exc:
+            errors.append(exc)
+            break
+        position += len(batch)
         latest = {d.id: d for d in batch}  # a repeated id within a batch: the last one wins
         batch = list(latest.values())
         report.received += len(batch)
