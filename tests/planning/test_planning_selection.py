@@ -40,10 +40,11 @@ def test_complaint_makes_a_low_bin_must_visit_and_is_named() -> None:
 
 
 def test_complaint_policy_off_keeps_the_bin_optional() -> None:
-    """With complaint_makes_must_visit off, a complaint alone leaves the bin optional."""
+    """With complaint_makes_must_visit off, a complaint leaves the bin optional but dearer to skip."""
     policy = PlanPolicy(complaint_makes_must_visit=False)
     d = _one(FillForecast(0.3, 0.2, 0.4, 5 * DAY_S), [COMPLAINT], policy)
     assert d.selection is Selection.OPTIONAL and d.complaint_backed
+    assert d.skip_penalty == pytest.approx(policy.base_skip_penalty + policy.overflow_penalty)
 
 
 def test_penalty_grows_with_predicted_overflow() -> None:

@@ -102,3 +102,32 @@ def complaint_from_hit(hit, distance_m: float) -> Complaint:
     """A search hit as a complaint (``hit`` is ``search.documents.Hit``)."""
     created: datetime = hit.created_at
     return Complaint(hit.id, float(hit.score), float(distance_m), created, hit.text)
+
+
+class SearchComplaintFinder:
+    """Stage (b) over the semantic search service: a hybrid query — the policy's text, a radius
+    around the bin (Milvus bounding-box prefilter + exact haversine post-filter) and the
+    look-back window — with the minimum score applied by the search itself.
+
+    Args:
+        search: the server's ``SemanticSearchService``.
+        collection: collection of service requests ("" = the server's default).
+    """
+
+    def __init__(self, search, collection: str = "") -> None:
+        self._search = search
+        self._collection = collection or None
+
+    async def near(self, lat_deg: float, lon_deg: float, radius_m: float, since: datetime, until: datetime,
+                   query: str, min_score: float, top_k: int) -> list[Complaint]:
+        """Complaints within ``radius_m`` of the point, created in ``[since, until)``, best first."""
+        from wasteml_server.search.documents import GeoPoint
+        from wasteml_server.search.filters import GeoCircle, SearchFilters, TimeRange
+
+        filters = SearchFilters(
+            created_at=TimeRange(since, until),
+            radius=GeoCircle(GeoPoint(lat_deg, lon_deg), radius_m),
+            min_score=min_score,
+        )
+        result = await self._search.search(query, top_k, filters, self._collection)
+        return [complaint_from_hit(h, h.distance_m if h.distance_m is not None else 0.0) for h in result.hits]

@@ -12,6 +12,8 @@ Rules (transport-free, unit-tested):
       fill_next = fill + rate * next_service_s      (rate from the forecast's time to full)
       overflow  = max(0, fill_next - 1)             (skip volumes left beside a full skip)
       penalty   = base_skip_penalty + overflow_penalty * overflow
+                  (+ overflow_penalty when a complaint counts for the bin but
+                   ``complaint_makes_must_visit`` is off)
 
   ``rate = (1 - fill) / time_to_full_s``; when the forecast gives no time to full (not full
   within its horizon) the rate is taken from the upper interval bound over the horizon, and
@@ -217,7 +219,9 @@ def decide(
         fill_next = forecast.fill_fraction + fill_rate_per_s(forecast) * policy.next_service_s
         overflow = max(0.0, fill_next - 1.0)
         must = over or (backed and policy.complaint_makes_must_visit)
-        penalty = 0.0 if must else policy.base_skip_penalty + policy.overflow_penalty * overflow
+        penalty = 0.0 if must else (
+            policy.base_skip_penalty + policy.overflow_penalty * (overflow + (1.0 if backed else 0.0))
+        )
         out.append(
             BinDecision(
                 bin_id=bin_id,
