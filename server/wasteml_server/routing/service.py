@@ -1,0 +1,390 @@
+"""Route optimisation as an async domain service: unary solves and persisted jobs over the pool.
+
+Used by the ``RouteOptimizer`` servicer; takes and returns domain objects, except the two
+opaque payloads a job persists: the caller's request (bytes, stored as given) and the result,
+serialized by the ``encode_solution`` function the service is built with (the servicer layer's
+``solution_to_proto(...).SerializeToString()``; the storage layer keeps protobuf bytes).
+
+* **Solve** (:meth:`RoutingService.solve`): one pool job bounded by its time limit and by the
+  RPC deadline (``wasteml_server.deadlines``) less :data:`REPLY_MARGIN_S` to send the answer;
+  a caller that goes away (task cancelled) cancels the pool job.
+* **Jobs** (:meth:`submit`, :meth:`get`, :meth:`watch`, :meth:`cancel`): persisted with
+  :class:`~wasteml_server.storage.JobStore`: QUEUED at submit, RUNNING when a worker takes it,
+  the best objective at most every :data:`PROGRESS_PERSIST_INTERVAL_S` (not per event), then
+  SUCCEEDED with the serialized solution, FAILED with the reason (a dead worker: "solver-pool
+  unavailable: solver worker (pid N) died (killed by signal 9) ..."), or CANCELLED.
+* **Cancelling a finished job** returns it unchanged (the contract: "cancelling a finished job
+  changes nothing"; a retried CancelJob must not fail because the first one succeeded).
+* **Restart**: :meth:`start` runs ``JobStore.recover_after_restart``: jobs left QUEUED/RUNNING
+  by a previous process become FAILED with ``RESTART_FAILURE_REASON`` (see ``storage.jobs`` for
+  why they are not re-queued); :meth:`aclose` marks this process's unfinished jobs the same way
+  on shutdown, so they read the same however the server stopped.
+* **Idempotency**: a ``request_id`` maps to a fixed job id (UUID5), so a repeated submit returns
+  the first job, even across restarts.
+* **Cancelled jobs keep no solution**: the pool answers a cancellation at once and discards the
+  worker's late answer (so that the search stops within a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from wasteml_server.deadlines import remaining_s
+from wasteml_server.errors import (
+    AlreadyExistsError,
+    CancelledError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    WastemlError,
+)
+from wasteml_server.routing.engine import SolveOptions
+from wasteml_server.routing.pool import JobHandle, JobState, SolverPool
+from wasteml_server.routing.problem import Problem, Solution
+from wasteml_server.settings import Settings
+from wasteml_server.storage import RESTART_FAILURE_REASON, JobRecord, JobStatus, JobStore
+
+logger = logging.getLogger(__name__)
+
+#: Least interval between two progress writes of one job to the SQL store, seconds.
+PROGRESS_PERSIST_INTERVAL_S = 1.0
+
+#: Time kept back from the RPC deadline to send the reply (at most this, or a tenth of it), s.
+REPLY_MARGIN_S = 0.5
+
+#: How often ``watch`` re-reads a job that runs in another process (or is lost), seconds.
+FOREIGN_POLL_S = 1.0
+
+#: Namespace of job ids derived from ``request_id`` (UUID5).
+REQUEST_ID_NAMESPACE = uuid.UUID("7b0c8f0e-8a55-4f57-9d49-1c3e6f1f2a10")
+
+#: Encodes a solution of a problem for the store (protobuf bytes).
+SolutionEncoder = Callable[[Solution, Problem], bytes]
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Progress of a job.
+
+    Attributes:
+        engine: engine of the best solution so far (``"ortools"``/``"pyvrp"``), or the job's
+            engine name when read from the store.
+        best_objective: best total objective so far, cost units; None before the first.
+        elapsed_s: seconds since the job started running (0 while queued).
+        solutions_found: improving solutions reported so far (0 when read from the store).
+    """
+
+    engine: str
+    best_objective: float | None
+    elapsed_s: float
+    solutions_found: int
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A job as the API shows it.
+
+    Attributes:
+        record: the persisted job (status, reason, stored request and result bytes, times).
+        progress: live progress when this process runs the job, else from the record.
+    """
+
+    record: JobRecord
+
+    progress: JobProgress | None
+
+    @property
+    def interrupted(self) -> bool:
+        """True for a job failed by a server restart (not by its own fault)."""
+        return self.record.status is JobStatus.FAILED and self.record.failure_reason == RESTART_FAILURE_REASON
+
+    @property
+    def final(self) -> bool:
+        """True once the job succeeded, failed or was cancelled."""
+        return self.record.status.terminal
+
+
+class _LiveJob:
+    """A job of this process: its pool handle, progress, and a change signal for watchers."""
+
+    def __init__(self, job_id: str, handle: JobHandle, problem: Problem) -> None:
+        self.id = job_id
+        self.handle = handle
+        self.problem = problem
+        self.best: float | None = None
+        self.best_engine = handle.engines[0].value
+        self.solutions = 0
+        self.settled = False  # the final state is in the store
+        self.signal = asyncio.Event()
+        """Set (and replaced by a fresh one) at each change of the job."""
+
+    def progress(self) -> JobProgress:
+        started = self.handle.started_at
+        end = self.handle.finished_at or time.time()
+        return JobProgress(self.best_engine, self.best, max(0.0, end - started) if started else 0.0,
+                           self.solutions)
+
+    def bump(self) -> None:
+        old, self.signal = self.signal, asyncio.Event()
+        old.set()
+
+
+def _engine_label(handle: JobHandle) -> str:
+    return "portfolio" if len(handle.engines) > 1 else handle.engines[0].value
+
+
+class RoutingService:
+    """Unary solves and persisted, watchable, cancellable jobs on a :class:`SolverPool`.
+
+    Args:
+        pool: the started solver pool.
+        jobs: the job store (SQL).
+        settings: ``solver_max_time_limit_s`` bounds every time limit.
+        encode_solution: serializes a solution for the store (protobuf bytes).
+
+    All methods must run on the event loop the pool was started on.
+    """
+
+    def __init__(self, pool: SolverPool, jobs: JobStore, settings: Settings,
+                 encode_solution: SolutionEncoder) -> None:
+        self.pool = pool
+        self.jobs = jobs
+        self.max_time_limit_s = settings.solver_max_time_limit_s
+        self._encode = encode_solution
+        self._live: dict[str, _LiveJob] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> list[JobRecord]:
+        """Mark jobs a previous process left unfinished as failed by restart; returns them."""
+        recovered = await asyncio.to_thread(self.jobs.recover_after_restart)
+        if recovered:
+            logger.warning("%d routing job(s) interrupted by the previous shutdown: %s",
+                           len(recovered), ", ".join(str(r.id) for r in recovered[:10]))
+        return recovered
+
+    async def aclose(self) -> None:
+        """Stop following jobs; mark this process's unfinished jobs failed by restart."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for live in list(self._live.values()):
+            if not live.settled:
+                live.handle.cancel()
+                await asyncio.to_thread(self._try, self.jobs.fail, live.id, RESTART_FAILURE_REASON)
+        self._live.clear()
+
+    # -- unary ------------------------------------------------------------------------------
+
+    async def solve(self, problem: Problem, options: SolveOptions) -> Solution:
+        """Solve within ``options.time_limit_s`` and the caller's deadline.
+
+        Raises:
+            InvalidArgumentError: time limit above the maximum; an engine that cannot express
+                the problem (field ``options.engine``).
+            InfeasibleProblemError: a required stop can never be served (explained).
+            ResourceExhaustedError: the solver queue is full.
+            UnavailableError: the pool is down, or the worker died during the solve.
+        """
+        handle = await self._submit_to_pool(problem, options, _deadline())
+        try:
+            return await handle.result()
+        except asyncio.CancelledError:  # the caller went away or its deadline passed
+            handle.cancel()
+            raise
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def submit(self, problem: Problem, options: SolveOptions, *, request_bytes: bytes,
+                     request_id: str = "") -> JobSnapshot:
+        """Queue a job and persist it; returns at once (QUEUED, or further along).
+
+        Args:
+            problem: the problem.
+            options: how to solve it (its time limit bounds the job; no RPC deadline applies).
+            request_bytes: the caller's request, stored with the job as given.
+            request_id: idempotency key: a job with the same key is returned instead.
+
+        Raises:
+            as :meth:`solve` (at submission), and UnavailableError when the store is down.
+        """
+        job_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, request_id)) if request_id else None
+        if job_id is not None:
+            existing = await self._find(job_id)
+            if existing is not None:
+                return existing
+        handle = await self._submit_to_pool(problem, options, None)
+        try:
+            record = await asyncio.to_thread(self.jobs.create, _engine_label(handle), request_bytes,
+                                             options.time_limit_s, job_id=job_id or handle.id)
+        except AlreadyExistsError:  # a concurrent submit with the same request_id won
+            handle.cancel()
+            return await self.get(job_id or handle.id)
+        except BaseException:
+            handle.cancel()
+            raise
+        live = _LiveJob(str(record.id), handle, problem)
+        self._live[live.id] = live
+        task = asyncio.get_running_loop().create_task(self._follow(live), name=f"routing-job-{live.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return JobSnapshot(record, live.progress())
+
+    async def get(self, job_id: str) -> JobSnapshot:
+        """The job now.
+
+        Raises:
+            NotFoundError: no such job (also for an id that is not a UUID).
+            UnavailableError: the store is down.
+        """
+        record = await self._get_record(job_id)
+        live = self._live.get(str(record.id))
+        return JobSnapshot(record, live.progress() if live is not None else _stored_progress(record))
+
+    async def watch(self, job_id: str) -> AsyncIterator[JobSnapshot]:
+        """The job now, then at each improvement, ending with its final state.
+
+        Works for a job of this process (live pool events) and for any job in the store (a
+        finished one yields once; an unfinished one of another process is re-read every
+        :data:`FOREIGN_POLL_S`).
+
+        Raises:
+            NotFoundError: no such job.
+        """
+        snap = await self.get(job_id)
+        yield snap
+        if snap.final:
+            return
+        key = str(snap.record.id)
+        seen = snap.progress
+        while True:
+            live = self._live.get(key)
+            if live is None:
+                await asyncio.sleep(FOREIGN_POLL_S)
+            else:
+                signal = live.signal  # taken before the check, so no change is missed
+                if not live.settled and live.solutions == (seen.solutions_found if seen else 0):
+                    await signal.wait()
+            snap = await self.get(key)
+            if snap.final:
+                yield snap
+                return
+            if snap.progress is not None and (seen is None or snap.progress.solutions_found
+                                              != seen.solutions_found):
+                seen = snap.progress
+                yield snap
+
+    async def cancel(self, job_id: str) -> JobSnapshot:
+        """Cancel a queued or running job (its search stops within a second); a finished job is
+        returned unchanged.
+
+        Raises:
+            NotFoundError: no such job.
+        """
+        record = await self._get_record(job_id)
+        if record.status.terminal:
+            return await self.get(job_id)
+        key = str(record.id)
+        live = self._live.get(key)
+        if live is not None:
+            live.handle.cancel()
+        await asyncio.to_thread(self._try, self.jobs.cancel, key, "cancelled by CancelJob")
+        if live is not None:
+            live.bump()
+        return await self.get(key)
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _submit_to_pool(self, problem: Problem, options: SolveOptions,
+                              deadline: float | None) -> JobHandle:
+        try:
+            return await self.pool.submit(problem, options, deadline=deadline)
+        except InvalidArgumentError as err:  # the pool names its own arguments; name the request's
+            fields = {"time_limit_s": "options.time_limit", "engine": "options.engine"}
+            v = err.violations[0]
+            raise InvalidArgumentError(fields.get(v.field, v.field), v.description) from None
+
+    async def _get_record(self, job_id: str) -> JobRecord:
+        try:
+            uuid.UUID(job_id)
+        except (ValueError, TypeError, AttributeError):
+            raise NotFoundError(f"job {job_id!r} does not exist (job ids are UUIDs)") from None
+        return await asyncio.to_thread(self.jobs.get, job_id)
+
+    async def _find(self, job_id: str) -> JobSnapshot | None:
+        try:
+            return await self.get(job_id)
+        except NotFoundError:
+            return None
+
+    @staticmethod
+    def _try(fn: Callable[..., JobRecord], *args: object) -> JobRecord | None:
+        """A store transition that may lose a race (the job already ended): None then."""
+        try:
+            return fn(*args)
+        except FailedPreconditionError as err:
+            logger.debug("job transition skipped: %s", err)
+            return None
+
+    async def _follow(self, live: _LiveJob) -> None:
+        """Persist one job's life: RUNNING, throttled progress, and its final state."""
+        handle, key = live.handle, live.id
+        try:
+            while handle.state is JobState.QUEUED:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(self._try, self.jobs.mark_running, key)
+            live.bump()
+            last_write = 0.0
+            async for event in handle.events():
+                live.solutions += 1
+                if live.best is None or event.objective < live.best:
+                    live.best, live.best_engine = event.objective, event.engine
+                live.bump()
+                now = time.monotonic()
+                if now - last_write >= PROGRESS_PERSIST_INTERVAL_S and live.best is not None:
+                    last_write = now
+                    await asyncio.to_thread(self._try, self.jobs.update_progress, key, live.best)
+            try:
+                solution = await handle.result()
+            except CancelledError:
+                await asyncio.to_thread(self._try, self.jobs.cancel, key, "cancelled by CancelJob")
+            except WastemlError as err:
+                logger.warning("routing job %s failed: %s", key, err.message)
+                await asyncio.to_thread(self._try, self.jobs.fail, key, err.message)
+            except Exception:
+                logger.exception("routing job %s failed unexpectedly", key)
+                await asyncio.to_thread(self._try, self.jobs.fail, key, "the solver failed unexpectedly")
+            else:
+                payload = await asyncio.to_thread(self._encode, solution, live.problem)
+                best = solution.objective.total if solution.feasible else None
+                await asyncio.to_thread(self._try, lambda: self.jobs.finish(key, payload, best_objective=best))
+            live.settled = True
+            live.bump()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("following routing job %s failed", key)
+            await asyncio.to_thread(self._try, self.jobs.fail, key, "the server lost track of the job")
+            live.settled = True
+            live.bump()
+        finally:
+            if live.settled:
+                self._live.pop(key, None)
+
+
+def _deadline() -> float | None:
+    """The RPC deadline as ``time.time()``, less the reply margin; None outside an RPC."""
+    left = remaining_s()
+    if left is None:
+        return None
+    return time.time() + max(0.0, left - min(REPLY_MARGIN_S, 0.1 * left))
+
+
+def _stored_progress(record: JobRecord) -> JobProgress | None:
+    if record.started_at is None:
+        return None
+    return JobProgress(record.engine, record.best_objective, record.elapsed_s or 0.0, 0)
