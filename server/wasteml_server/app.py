@@ -147,6 +147,24 @@ class Application:
             logger.warning("search collection not ready at start: %s", exc)
         checks["milvus"] = lambda: asyncio.to_thread(_milvus_ok, store)
         search = SemanticSearchServicer(encoder, self.search)
+        # route optimisation: the solver pool (worker processes) and the job-tracking service
+        from wasteml_server.routing.pool import SolverPool
+        from wasteml_server.routing.service import RoutingService
+        from wasteml_server.servicers.routing import RouteOptimizerServicer, encode_solution
+        from wasteml_server.storage import JobStore
+
+        self.pool = await SolverPool(self.settings).start()
+        self._closers.append(self.pool.close)
+        self.routing = RoutingService(self.pool, JobStore(db), self.settings, encode_solution)
+        await self.routing.start()
+        self._closers.append(self.routing.aclose)
+        routing = RouteOptimizerServicer(self.routing)
+        pool = self.pool
+
+        async def pool_ok() -> bool:
+            return pool.live_workers > 0
+
+        checks["solver_pool"] = pool_ok
         bindings = [
             ServiceBinding(ADMIN, lambda s: admin_pb2_grpc.add_ModelAdminServicer_to_server(admin, s), ("triton",)),
             ServiceBinding(
@@ -156,9 +174,8 @@ class Application:
             ),
             ServiceBinding(
                 ROUTING,
-                lambda s: routing_pb2_grpc.add_RouteOptimizerServicer_to_server(
-                    routing_pb2_grpc.RouteOptimizerServicer(), s
-                ),
+                lambda s: routing_pb2_grpc.add_RouteOptimizerServicer_to_server(routing, s),
+                ("solver_pool",),
             ),
             ServiceBinding(
                 FORECASTING,
