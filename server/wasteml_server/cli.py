@@ -3,7 +3,8 @@
 ``serve`` runs the orchestration server (with the local Triton unless ``WASTEML_TRITON_URL``
 is set); ``triton`` runs the local Triton alone; ``doctor`` says what is configured, what is
 reachable and which versions are installed; ``demo`` is the README's main job. Sub-apps:
-``db`` (migrations) and, as the capabilities land, ``ingest``, ``train`` and ``bench``.
+``db`` (migrations), ``ingest`` (Boston 311 into search), ``train`` (forecasting models) and
+``bench`` (routing benchmarks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 
 import typer
 
+from wasteml_server.forecasting.cli import app as train_app
+from wasteml_server.routing.cli import app as bench_app
+from wasteml_server.search.cli import app as ingest_app
 from wasteml_server.settings import Settings
 from wasteml_server.storage.cli import app as db_app
 
@@ -27,6 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db_app, name="db", help="SQL store migrations.")
+app.add_typer(ingest_app, name="ingest", help="Load real service requests into the search collection.")
+app.add_typer(train_app, name="train", help="Train, backtest, export and register the forecasting models.")
+app.add_typer(bench_app, name="bench", help="Benchmarks (routing on VRPLIB instances, Blantyre).")
 
 
 def _setup_logging(level: str) -> None:

@@ -177,6 +177,9 @@ class Settings(BaseSettings):
     solver_kill_grace_s: float = Field(5.0, ge=0)
     """A worker still running this long past its job's time limit is terminated and replaced, s."""
 
+    solver_cancel_grace_s: float = Field(0.5, ge=0)
+    """Seconds a cancelled solve may take to stop by itself before its worker is killed."""
+
     @property
     def sqlite_path(self) -> Path | None:
         """Filesystem path of the SQLite database, or None for other back-ends."""

@@ -13,7 +13,7 @@
   iteration on a large instance is not interruptible either.
 * **Cancellation** sets the worker's flag, which the engines check (OR-Tools at each solution,
   PyVRP at each iteration; ``SolveWithParameters`` holds the GIL, so no watcher thread inside
-  the worker could interrupt it in between); a worker that has not stopped ``CANCEL_GRACE_S`` later is killed
+  the worker could interrupt it in between); a worker that has not stopped ``solver_cancel_grace_s`` later is killed
   and replaced. :meth:`JobHandle.result` raises ``CancelledError`` at once.
 * **A dead worker** (crash, ``kill -9``) fails its job with ``UnavailableError`` naming the
   exit code and signal; a replacement is started.
@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a cancelled task may take to stop by itself before its worker is killed.
 CANCEL_GRACE_S = 0.5
+"""Default of ``Settings.solver_cancel_grace_s``."""
 
 #: Least interval between two progress messages of one task, seconds (the best one is kept).
 PROGRESS_INTERVAL_S = 0.1
@@ -317,6 +318,7 @@ class SolverPool:
         self.queue_size = settings.solver_queue_size
         self.max_time_limit_s = settings.solver_max_time_limit_s
         self.kill_grace_s = settings.solver_kill_grace_s
+        self.cancel_grace_s = settings.solver_cancel_grace_s
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(i) for i in range(self.size)]
         self._queue: deque[_Task] = deque()
@@ -647,7 +649,7 @@ class SolverPool:
                 assert self._loop is not None
                 if slot.timer is not None:
                     slot.timer.cancel()
-                slot.timer = self._loop.call_later(CANCEL_GRACE_S, self._kill, slot, task, "cancelled")
+                slot.timer = self._loop.call_later(self.cancel_grace_s, self._kill, slot, task, "cancelled")
         job._finish(JobState.CANCELLED, CancelledError(f"job {job.id} was cancelled"))
         return True
 
