@@ -175,6 +175,18 @@ class TritonEmbedder:
         self.model_name = str(encoder.model)
         self.model_version = model_version or "latest"
 
+    async def resolve_version(self) -> str:
+        """Pin :attr:`model_version` to the version Triton serves (one one-text call when the
+        version was left to Triton), so vectors stored by ingestion carry a stable
+        ``name:version`` tag from the first batch on.
+
+        Raises:
+            UnavailableError / NotFoundError / DeadlineExceededError: from Triton.
+        """
+        if not self._version and self.model_version == "latest":
+            await self.embed(["version probe"])
+        return self.model_version
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts through Triton.
 

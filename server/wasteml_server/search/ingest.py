@@ -237,6 +237,8 @@ async def index_documents(
 ) -> IndexReport:
     """Embed and upsert documents by id, ``in_flight`` batches at a time.
 
+    The encoder's ``name:version`` tag is fixed before the first batch (``resolve_version()``
+    when the embedder has one), since it decides which stored vectors are current.
     Per batch: validate; drop repeats of an id within the batch (last wins); ask the store
     which documents differ from their stored row (``skip_unchanged``); embed only those
     (distinct texts only) and upsert them. Re-running on the same input therefore embeds and
@@ -264,6 +266,9 @@ async def index_documents(
     if batch_size < 1 or in_flight < 1:
         raise ValueError("batch_size and in_flight must be >= 1")
     t0 = time.perf_counter()
+    resolve = getattr(embedder, "resolve_version", None)
+    if resolve is not None:  # e.g. TritonEmbedder with "latest": pin the served version first
+        await resolve()
     tag = model_tag(embedder)
     report = IndexReport(model=tag)
     await asyncio.to_thread(store.ensure_collection, collection)

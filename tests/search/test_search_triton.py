@@ -1,0 +1,68 @@
+"""TritonEmbedder over the real local Triton: same vectors as in-process ONNX Runtime, a pinned
+served version, and idempotent ingestion through Triton."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+from wasteml_testing import ENCODER_ONNX, REPO_ROOT, TRITON_ENV
+
+from wasteml_server.search.embedding import TritonEmbedder
+from wasteml_server.search.ingest import index_documents
+from wasteml_server.search.store import MilvusStore
+from wasteml_server.search.tokenizer import TextTokenizer
+
+ENCODER_SOURCE = REPO_ROOT / "model_repository" / "text_encoder"
+
+
+@pytest.fixture(scope="module")
+def encoder_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository holding only the exported text encoder (version 1), linked, not copied."""
+    if not (TRITON_ENV / ".wasteml-triton-env").is_file() or not ENCODER_ONNX.is_file():
+        pytest.fail(f"needs {TRITON_ENV} (make triton-env) and {ENCODER_ONNX} (make models)")
+    root = tmp_path_factory.mktemp("search_encoder_repo")
+    (root / "text_encoder" / "1").mkdir(parents=True)
+    (root / "text_encoder" / "config.pbtxt").write_text((ENCODER_SOURCE / "config.pbtxt").read_text())
+    for name in ("model.onnx", "tokenizer.json"):
+        (root / "text_encoder" / "1" / name).symlink_to((ENCODER_SOURCE / "1" / name).resolve())
+    return root
+
+
+@pytest_asyncio.fixture(scope="module")
+async def triton_embedder(encoder_repository: Path, tmp_path_factory: pytest.TempPathFactory):
+    """TritonEmbedder over the server's TextEncoder on the real local Triton (CPU)."""
+    from wasteml_server.settings import Settings
+    from wasteml_server.text_encoder import TextEncoder
+    from wasteml_server.triton.manager import LocalTriton
+
+    settings = Settings(
+        model_repository=encoder_repository,
+        var_dir=tmp_path_factory.mktemp("search_triton_var"),
+        triton_env_dir=TRITON_ENV,
+        triton_startup_timeout_s=300,
+        triton_stop_grace_s=2,
+    )
+    async with LocalTriton(settings) as local:
+        tokenizer = TextTokenizer.from_repository(encoder_repository)
+        yield TritonEmbedder(TextEncoder(local.client, tokenizer), model_version="")
+
+
+async def test_triton_embedder_matches_onnx_and_ingests_idempotently(
+    triton_embedder: TritonEmbedder, embedder, slice_docs, tmp_path
+) -> None:
+    """Vectors through Triton equal in-process ONNX Runtime to 1e-5; the served version is pinned
+    before ingestion, so a second ingestion through Triton writes nothing."""
+    assert await triton_embedder.resolve_version() == "1"
+    texts = sorted({d.text for d in slice_docs})[:40]
+    np.testing.assert_allclose(await triton_embedder.embed(texts), embedder.embed_sync(texts), atol=1e-5)
+    store = MilvusStore(str(tmp_path / "milvus.db"), collection="triton_ingest", timeout_s=30)
+    try:
+        first = await index_documents(slice_docs[:100], store, triton_embedder, batch_size=64, in_flight=4)
+        second = await index_documents(slice_docs[:100], store, triton_embedder, batch_size=64, in_flight=4)
+        assert first.upserted == 100 and first.model == "text_encoder:1"
+        assert second.upserted == 0 and second.unchanged == 100
+    finally:
+        store.close()
