@@ -129,7 +129,6 @@ def _window(path: str, tw: routing_pb2.TimeWindow) -> TimeWindow:
 # domain field path -> proto field path (relative to the Problem message)
 _RENAMES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(p), r) for p, r in (
-        (r"^(depots|facilities|stops)\[(\d+)\]\.location$", r"\1[\2].location_index"),
         (r"^vehicle_types\[(\d+)\]\.start_depot$", r"vehicle_types[\1].start_depot_index"),
         (r"^vehicle_types\[(\d+)\]\.end_depot$", r"vehicle_types[\1].end_depot_index"),
         (r"^vehicle_types\[(\d+)\]\.facilities(\[\d+\])?$", r"vehicle_types[\1].reload_facility_indices\2"),
