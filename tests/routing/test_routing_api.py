@@ -260,3 +260,68 @@ def test_job_running_when_the_previous_server_died_is_interrupted(tmp_path: Path
             assert again.status == routing_pb2.JOB_STATUS_INTERRUPTED
     finally:
         server.stop()
+
+
+def test_call_deadline_bounds_solve_and_a_cancelled_call_frees_its_worker(
+        client: WastemlClient, live_server) -> None:
+    """A 30 s Solve under a 3 s call deadline answers FEASIBLE before the deadline; a Solve
+    whose caller cancels stops its search within a second."""
+    pool = live_server.app.pool
+    problem = _dimacs_proto("R101")
+    request = routing_pb2.SolveRequest(problem=problem, options=_options(30.0))
+    t0 = time.monotonic()
+    reply = client.routing.Solve(request, timeout=3.0)
+    assert time.monotonic() - t0 < 3.0
+    assert reply.solution.status == routing_pb2.SOLUTION_STATUS_FEASIBLE
+    assert recheck(problem, reply.solution) == []
+    future = client.routing.Solve.future(request, timeout=60)
+    _wait(lambda: pool.running > 0, 10.0)
+    t0 = time.monotonic()
+    future.cancel()
+    _wait(lambda: pool.running == 0, 5.0)
+    assert time.monotonic() - t0 < 1.0
+    _wait(lambda: pool.live_workers == pool.size, 10.0)
+
+
+def test_finished_job_is_watched_from_the_store_and_request_ids_are_idempotent(client: WastemlClient) -> None:
+    """A short job ends SUCCEEDED with its solution on the stream and in GetJob; watching it again
+    replays the final state only; CancelJob leaves it unchanged; a repeated request_id returns
+    the first job."""
+    problem = _dimacs_proto("R101", max_customers=25)
+    request = routing_pb2.SubmitJobRequest(problem=problem, options=_options(1.0), label="short",
+                                           request_id=f"test-{uuid.uuid4()}")
+    job = client.routing.SubmitJob(request, timeout=60).job
+    assert client.routing.SubmitJob(request, timeout=60).job.job_id == job.job_id
+    events = list(client.routing.WatchJob(routing_pb2.WatchJobRequest(job_id=job.job_id), timeout=60))
+    final = events[-1]
+    assert final.status == routing_pb2.JOB_STATUS_SUCCEEDED and not final.error_message
+    assert final.solution.status == routing_pb2.SOLUTION_STATUS_FEASIBLE and recheck(problem, final.solution) == []
+    assert all(e.status != routing_pb2.JOB_STATUS_SUCCEEDED for e in events[:-1])
+    got = client.routing.GetJob(routing_pb2.GetJobRequest(job_id=job.job_id), timeout=10).job
+    assert got.solution == final.solution and got.label == "short"
+    assert got.progress.best_objective == pytest.approx(final.solution.objective.total)
+    assert got.options.time_limit.ToNanoseconds() == 1_000_000_000
+    again = list(client.routing.WatchJob(routing_pb2.WatchJobRequest(job_id=job.job_id), timeout=10))
+    assert len(again) == 1 and again[0].solution == final.solution
+    cancelled = client.routing.CancelJob(routing_pb2.CancelJobRequest(job_id=job.job_id), timeout=10).job
+    assert cancelled.status == routing_pb2.JOB_STATUS_SUCCEEDED and cancelled.solution == final.solution
+
+
+def test_unservable_required_stop_is_an_explained_infeasible_reply(client: WastemlClient) -> None:
+    """A required stop whose window closes before any truck can arrive makes Solve answer
+    INFEASIBLE naming that stop and why, without running a search."""
+    problem = _dimacs_proto("R101", max_customers=10)
+    window = problem.stops[4].time_windows[0]
+    window.start_s, window.end_s = 0.0, 1.0
+    reply = client.routing.Solve(routing_pb2.SolveRequest(problem=problem, options=_options(5.0)), timeout=30)
+    sol = reply.solution
+    assert sol.status == routing_pb2.SOLUTION_STATUS_INFEASIBLE and not sol.routes
+    assert sol.infeasibility_reasons and "stops[4]" in sol.infeasibility_reasons[0]
+    by_index = {u.stop_index: u for u in sol.unassigned_stops}
+    assert by_index[4].reason == routing_pb2.UNASSIGNED_REASON_TIME_WINDOW_UNREACHABLE
+    assert "time window" in by_index[4].detail
+    assert by_index[0].reason == routing_pb2.UNASSIGNED_REASON_UNSPECIFIED
+    job = client.routing.SubmitJob(routing_pb2.SubmitJobRequest(problem=problem, options=_options(5.0)),
+                                   timeout=30).job
+    assert job.status == routing_pb2.JOB_STATUS_SUCCEEDED
+    assert job.solution.status == routing_pb2.SOLUTION_STATUS_INFEASIBLE

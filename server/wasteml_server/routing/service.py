@@ -21,6 +21,11 @@ serialized by the ``encode_solution`` function the service is built with (the se
   on shutdown, so they read the same however the server stopped.
 * **Idempotency**: a ``request_id`` maps to a fixed job id (UUID5), so a repeated submit returns
   the first job, even across restarts.
+* **Infeasible input is a reply, not an error**: a problem whose required stops can never be
+  served (``feasibility.screen``, checked by the pool at submission) answers Solve with an
+  INFEASIBLE solution listing each such stop with its reason, and SubmitJob with a job that
+  finished at once with that solution (the contract's SolutionStatus INFEASIBLE points to
+  ``unassigned_stops`` and ``infeasibility_reasons`` for this).
 * **Cancelled jobs keep no solution**: the pool answers a cancellation at once and discards the
   worker's late answer (so that the search stops within a second).
 """
@@ -28,6 +33,7 @@ serialized by the ``encode_solution`` function the service is built with (the se
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -39,13 +45,16 @@ from wasteml_server.errors import (
     AlreadyExistsError,
     CancelledError,
     FailedPreconditionError,
+    InfeasibleProblemError,
     InvalidArgumentError,
     NotFoundError,
     WastemlError,
 )
 from wasteml_server.routing.engine import SolveOptions
+from wasteml_server.routing.feasibility import screen
 from wasteml_server.routing.pool import JobHandle, JobState, SolverPool
-from wasteml_server.routing.problem import Problem, Solution
+from wasteml_server.routing.portfolio import engines_for
+from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
 from wasteml_server.settings import Settings
 from wasteml_server.storage import RESTART_FAILURE_REASON, JobRecord, JobStatus, JobStore
 
@@ -183,14 +192,20 @@ class RoutingService:
     async def solve(self, problem: Problem, options: SolveOptions) -> Solution:
         """Solve within ``options.time_limit_s`` and the caller's deadline.
 
+        Returns:
+            the best solution; INFEASIBLE (each unservable required stop with its reason,
+            nothing solved) when a required stop can never be served.
+
         Raises:
             InvalidArgumentError: time limit above the maximum; an engine that cannot express
                 the problem (field ``options.engine``).
-            InfeasibleProblemError: a required stop can never be served (explained).
             ResourceExhaustedError: the solver queue is full.
             UnavailableError: the pool is down, or the worker died during the solve.
         """
-        handle = await self._submit_to_pool(problem, options, _deadline())
+        try:
+            handle = await self._submit_to_pool(problem, options, _deadline())
+        except InfeasibleProblemError as err:
+            return infeasible_solution(problem, options, err)
         try:
             return await handle.result()
         except asyncio.CancelledError:  # the caller went away or its deadline passed
@@ -217,7 +232,11 @@ class RoutingService:
             existing = await self._find(job_id)
             if existing is not None:
                 return existing
-        handle = await self._submit_to_pool(problem, options, None)
+        try:
+            handle = await self._submit_to_pool(problem, options, None)
+        except InfeasibleProblemError as err:
+            return await self._settled_job(job_id, problem, options, request_bytes,
+                                           infeasible_solution(problem, options, err))
         try:
             record = await asyncio.to_thread(self.jobs.create, _engine_label(handle), request_bytes,
                                              options.time_limit_s, job_id=job_id or handle.id)
@@ -308,6 +327,23 @@ class RoutingService:
             v = err.violations[0]
             raise InvalidArgumentError(fields.get(v.field, v.field), v.description) from None
 
+    async def _settled_job(self, job_id: str | None, problem: Problem, options: SolveOptions,
+                           request_bytes: bytes, solution: Solution) -> JobSnapshot:
+        """A job that is finished at submission (infeasible input): stored as SUCCEEDED."""
+        payload = await asyncio.to_thread(self._encode, solution, problem)
+
+        def store() -> JobRecord:
+            record = self.jobs.create(solution.engine, request_bytes, options.time_limit_s, job_id=job_id)
+            self.jobs.mark_running(record.id)
+            return self.jobs.finish(record.id, payload)
+
+        try:
+            record = await asyncio.to_thread(store)
+        except AlreadyExistsError:  # a concurrent submit with the same request_id won
+            assert job_id is not None
+            return await self.get(job_id)
+        return JobSnapshot(record, JobProgress(solution.engine, None, 0.0, 0))
+
     async def _get_record(self, job_id: str) -> JobRecord:
         try:
             uuid.UUID(job_id)
@@ -374,6 +410,22 @@ class RoutingService:
         finally:
             if live.settled:
                 self._live.pop(key, None)
+
+
+def infeasible_solution(problem: Problem, options: SolveOptions, err: InfeasibleProblemError) -> Solution:
+    """The INFEASIBLE answer for a problem whose required stops can never be served.
+
+    Every stop is unassigned: the unservable ones with the screening's reason (why each vehicle
+    type cannot serve it), the others as not planned; ``message`` is the screening's summary.
+    """
+    relaxed = dataclasses.replace(problem, stops=tuple(dataclasses.replace(s, required=False)
+                                                       for s in problem.stops))
+    reasons = screen(relaxed)
+    unassigned = tuple(
+        Unassigned(i, s.id, reasons.get(i, "not planned: the problem has no feasible solution"))
+        for i, s in enumerate(problem.stops))
+    engine = engines_for(problem, options.engine)[0].value
+    return Solution(SolveStatus.INFEASIBLE, engine, (), unassigned, message=err.message)
 
 
 def _deadline() -> float | None:
