@@ -235,9 +235,18 @@ def test_unknown_job_ids_are_not_found(client: WastemlClient) -> None:
             assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_job_running_when_the_previous_server_died_is_interrupted(tmp_path: Path) -> None:
     """A job left RUNNING in the store by a dead server reads INTERRUPTED with the restart reason
-    after the next start (GetJob and WatchJob), keeps its label, and CancelJob leaves it so."""
+    after the next start (GetJob and WatchJob), keeps its label, and CancelJob leaves it so;
+    stopping that server leaves no solver worker behind."""
     settings = server_settings(tmp_path, solver_workers=1)
     migrate(settings.database_url)
     db = Database.from_settings(settings)
@@ -258,8 +267,11 @@ def test_job_running_when_the_previous_server_died_is_interrupted(tmp_path: Path
             assert [e.status for e in events] == [routing_pb2.JOB_STATUS_INTERRUPTED]
             again = c.routing.CancelJob(routing_pb2.CancelJobRequest(job_id=str(record.id)), timeout=30).job
             assert again.status == routing_pb2.JOB_STATUS_INTERRUPTED
+        workers = server.app.pool.worker_pids
+        assert len(workers) == 1
     finally:
         server.stop()
+    assert not any(_alive(pid) for pid in workers)
 
 
 def test_call_deadline_bounds_solve_and_a_cancelled_call_frees_its_worker(
