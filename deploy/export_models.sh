@@ -14,5 +14,5 @@ set -eu
 cp -rT /opt/wasteml/model_repository "$WASTEML_MODEL_REPOSITORY"
 python -m wasteml_export text-encoder --repository "$WASTEML_MODEL_REPOSITORY" --data-dir "$WASTEML_DATA_DIR"
 wasteml db upgrade
-python -m wasteml_server.forecasting.cli fill-level --skip-if-trained --no-backtest
-python -m wasteml_server.forecasting.cli demand --skip-if-trained --no-backtest
+wasteml train fill-level --skip-if-trained --no-backtest
+wasteml train demand --skip-if-trained --no-backtest
