@@ -30,16 +30,33 @@ from wasteml_server.admin import ModelAdmin
 from wasteml_server.errors import UnavailableError
 from wasteml_server.forecasting.service import ForecastingService
 from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
+from wasteml_server.planning.adapters import (
+    ForecastFillPredictor,
+    PoolRouteSolver,
+    SearchComplaintFinder,
+)
+from wasteml_server.planning.planner import CollectionPlanner, PlanSaver
 from wasteml_server.registry_sync import sync_registry
+from wasteml_server.routing.pool import SolverPool
+from wasteml_server.routing.service import RoutingService
 from wasteml_server.search.embedding import TritonEmbedder
 from wasteml_server.search.service import SemanticSearchService
 from wasteml_server.search.store import MilvusStore
 from wasteml_server.search.tokenizer import TextTokenizer
 from wasteml_server.servicers.admin import ModelAdminServicer
 from wasteml_server.servicers.forecasting import ForecastingServicer
+from wasteml_server.servicers.planning import CollectionPlannerServicer
+from wasteml_server.servicers.routing import RouteOptimizerServicer, encode_solution
 from wasteml_server.servicers.search import SemanticSearchServicer
 from wasteml_server.settings import Settings
-from wasteml_server.storage import AuditWriter, Database, ModelRegistry, migrate
+from wasteml_server.storage import (
+    AuditWriter,
+    Database,
+    JobStore,
+    ModelRegistry,
+    PlanStore,
+    migrate,
+)
 from wasteml_server.text_encoder import TextEncoder
 from wasteml_server.triton.client import TritonClient
 from wasteml_server.triton.manager import LocalTriton
@@ -76,6 +93,8 @@ class Application:
         self.audit: AuditWriter | None = None
         self.forecasting: ForecastingService | None = None
         self.search: SemanticSearchService | None = None
+        self.pool: SolverPool | None = None
+        self.routing: RoutingService | None = None
 
     @property
     def triton_client(self) -> TritonClient:
@@ -115,56 +134,19 @@ class Application:
         return self.server
 
     async def _services(self) -> tuple[list[ServiceBinding], dict[str, Check]]:
+        """Start the domain services; returns the gRPC bindings and the health checks."""
         assert self.db is not None
         db = self.db
         triton = self.triton_client
-        registry = ModelRegistry(db)
         checks: dict[str, Check] = {
             "triton": triton.is_ready,
             "database": lambda: asyncio.to_thread(_ping, db),
         }
-        admin = ModelAdminServicer(ModelAdmin(triton, registry, refresh=self.triton.refresh_model))
-        # prediction audit (written in the background) and the forecasting service
-        self.audit = AuditWriter.from_settings(db, self.settings)
-        await self.audit.start()
-        self._closers.append(self.audit.aclose)
-        self.forecasting = await ForecastingService.create(self.settings, triton, self.audit)
-        self._closers.append(self.forecasting.aclose)
-        forecasting = ForecastingServicer(self.forecasting)
-        tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
-        encoder = TextEncoder(triton, tokenizer, timeout_s=self.settings.triton_timeout_s)
-        self.search = SemanticSearchService(
-            MilvusStore.from_settings(self.settings),
-            TritonEmbedder(encoder, model_version=""),
-            batch_size=self.settings.search_embed_batch,
-            in_flight=self.settings.search_embed_in_flight,
-        )
-        store = self.search.store
-        self._closers.append(lambda: asyncio.to_thread(store.close))
-        try:
-            await self.search.start()
-        except UnavailableError as exc:  # Milvus down at start: serve the rest, health says so
-            logger.warning("search collection not ready at start: %s", exc)
-        checks["milvus"] = lambda: asyncio.to_thread(_milvus_ok, store)
-        search = SemanticSearchServicer(encoder, self.search)
-        # route optimisation: the solver pool (worker processes) and the job-tracking service
-        from wasteml_server.routing.pool import SolverPool
-        from wasteml_server.routing.service import RoutingService
-        from wasteml_server.servicers.routing import RouteOptimizerServicer, encode_solution
-        from wasteml_server.storage import JobStore
-
-        self.pool = await SolverPool(self.settings).start()
-        self._closers.append(self.pool.close)
-        self.routing = RoutingService(self.pool, JobStore(db), self.settings, encode_solution)
-        await self.routing.start()
-        self._closers.append(self.routing.aclose)
-        routing = RouteOptimizerServicer(self.routing)
-        pool = self.pool
-
-        async def pool_ok() -> bool:
-            return pool.live_workers > 0
-
-        checks["solver_pool"] = pool_ok
+        admin = ModelAdminServicer(ModelAdmin(triton, ModelRegistry(db), refresh=self.triton.refresh_model))
+        forecasting = await self._start_forecasting()
+        search = await self._start_search(checks)
+        routing = await self._start_routing(checks)
+        planning = self._start_planning()
         bindings = [
             ServiceBinding(ADMIN, lambda s: admin_pb2_grpc.add_ModelAdminServicer_to_server(admin, s), ("triton",)),
             ServiceBinding(
@@ -184,13 +166,68 @@ class Application:
             ),
             ServiceBinding(
                 PLANNING,
-                lambda s: planning_pb2_grpc.add_CollectionPlannerServicer_to_server(
-                    planning_pb2_grpc.CollectionPlannerServicer(), s
-                ),
-                ("triton",),
+                lambda s: planning_pb2_grpc.add_CollectionPlannerServicer_to_server(planning, s),
+                ("triton", "milvus", "solver_pool"),
             ),
         ]
         return bindings, checks
+
+    async def _start_forecasting(self) -> ForecastingServicer:
+        """Prediction audit (written in the background) and the forecasting service."""
+        assert self.db is not None
+        self.audit = AuditWriter.from_settings(self.db, self.settings)
+        await self.audit.start()
+        self._closers.append(self.audit.aclose)
+        self.forecasting = await ForecastingService.create(self.settings, self.triton_client, self.audit)
+        self._closers.append(self.forecasting.aclose)
+        return ForecastingServicer(self.forecasting)
+
+    async def _start_search(self, checks: dict[str, Check]) -> SemanticSearchServicer:
+        """The text encoder on Triton and the Milvus store; a Milvus that is down at start leaves
+        the other services up and health says so."""
+        tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
+        encoder = TextEncoder(self.triton_client, tokenizer, timeout_s=self.settings.triton_timeout_s)
+        self.search = SemanticSearchService(
+            MilvusStore.from_settings(self.settings),
+            TritonEmbedder(encoder, model_version=""),
+            batch_size=self.settings.search_embed_batch,
+            in_flight=self.settings.search_embed_in_flight,
+        )
+        store = self.search.store
+        self._closers.append(lambda: asyncio.to_thread(store.close))
+        try:
+            await self.search.start()
+        except UnavailableError as exc:
+            logger.warning("search collection not ready at start: %s", exc)
+        checks["milvus"] = lambda: asyncio.to_thread(_milvus_ok, store)
+        return SemanticSearchServicer(encoder, self.search)
+
+    async def _start_routing(self, checks: dict[str, Check]) -> RouteOptimizerServicer:
+        """The solver pool (worker processes) and the job-tracking routing service."""
+        assert self.db is not None
+        self.pool = pool = await SolverPool(self.settings).start()
+        self._closers.append(self.pool.close)
+        self.routing = RoutingService(self.pool, JobStore(self.db), self.settings, encode_solution)
+        await self.routing.start()
+        self._closers.append(self.routing.aclose)
+
+        async def pool_ok() -> bool:
+            return pool.live_workers > 0
+
+        checks["solver_pool"] = pool_ok
+        return RouteOptimizerServicer(self.routing)
+
+    def _start_planning(self) -> CollectionPlannerServicer:
+        """The collection planner over the forecasting, search and routing back-ends."""
+        assert self.db is not None and self.forecasting and self.search and self.pool
+        predictor = ForecastFillPredictor(self.forecasting)
+        solver = PoolRouteSolver(self.pool)
+        search = self.search
+
+        def make_planner(save: PlanSaver, complaint_collection: str = "") -> CollectionPlanner:
+            return CollectionPlanner(predictor, SearchComplaintFinder(search, complaint_collection), solver, save)
+
+        return CollectionPlannerServicer(make_planner, PlanStore(self.db), self.settings.solver_max_time_limit_s)
 
     async def _close_backends(self) -> None:
         while self._closers:

@@ -46,9 +46,8 @@ from wasteml_server.planning.selection import (
 from wasteml_server.routing.engine import SolveOptions
 from wasteml_server.routing.problem import Problem, Solution, Stop, TimeWindow, VisitKind
 
-#: Penalty of leaving a must-visit bin, cost units: larger than any day's driving cost, so the
-#: solver serves every must-visit bin it can (the "soft-required" big-M formulation).
-MUST_VISIT_PENALTY = 100_000.0
+#: Safety factor of the must-visit penalty over the dearest possible detour (see ``must_visit_penalty``).
+MUST_VISIT_FACTOR = 2.0
 #: Forecast horizon of the fill model, seconds (``forecasting.fill_level.MAX_HORIZON_DAYS``).
 MODEL_HORIZON_S = 14 * DAY_S
 #: Complaints fetched per bin before the radius post-filter.
@@ -354,19 +353,34 @@ def _validate(request: DayPlanRequest) -> None:
             raise InvalidArgumentError(f"bins[{i}].demand", f"needs {n_dim} values, one per capacity dimension")
 
 
+def must_visit_penalty(base: Problem, decisions: Sequence[BinDecision]) -> float:
+    """Penalty of leaving a must-visit bin, cost units.
+
+    ``MUST_VISIT_FACTOR x max(detour bound, largest optional penalty)`` where the detour bound is
+    the dearest vehicle's ``fixed_cost + cost_per_km x 2 x`` the longest matrix leg (km): serving
+    one more bin never costs more than driving to it and on from it, so the solver leaves a
+    must-visit bin only when the fleet cannot reach it, and never for an optional one.
+    """
+    longest_km = float(np.max(base.distance_m)) / 1000.0
+    detour = max(vt.fixed_cost + vt.cost_per_km * 2.0 * longest_km for vt in base.vehicle_types)
+    optional = max((d.skip_penalty for d in decisions if d.selection is Selection.OPTIONAL), default=0.0)
+    return MUST_VISIT_FACTOR * max(detour, optional, 1.0)
+
+
 def build_problem(request: DayPlanRequest, decisions: Sequence[BinDecision]) -> tuple[Problem, tuple[BinDecision, ...]]:
-    """The routing problem of the day: one stop per bin, must-visit ones at ``MUST_VISIT_PENALTY``
-    (scaled up by predicted overflow so the worst go first when not all fit).
+    """The routing problem of the day: one stop per bin, must-visit ones at ``must_visit_penalty``
+    (scaled up to 2x by predicted overflow so the worst go first when not all fit).
 
     Returns:
         ``(problem, stop_decisions)`` with ``stop_decisions[i]`` the decision of stop ``i``.
     """
     by_id = {b.bin_id: b for b in request.bins}
+    must = must_visit_penalty(request.base, decisions)
     stops = []
     for d in decisions:
         b = by_id[d.bin_id]
         if d.selection is Selection.MUST_VISIT:
-            penalty = MUST_VISIT_PENALTY * (1.0 + min(1.0, max(0.0, d.fill_next - 1.0)))
+            penalty = must * (1.0 + min(1.0, max(0.0, d.fill_next - 1.0)))
         else:
             penalty = d.skip_penalty
         stops.append(Stop(id=b.bin_id, location=b.location, demand=b.demand, service_duration_s=b.service_s,

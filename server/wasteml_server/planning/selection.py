@@ -10,7 +10,7 @@ Rules (transport-free, unit-tested):
   service opportunity ``next_service_s`` later::
 
       fill_next = fill + rate * next_service_s      (rate from the forecast's time to full)
-      overflow  = max(0, fill_next - 1)             (skip volumes left beside a full skip)
+      overflow  = min(MAX_OVERFLOW, max(0, fill_next - 1))   (skip volumes beside a full skip)
       penalty   = base_skip_penalty + overflow_penalty * overflow
                   (+ overflow_penalty when a complaint counts for the bin but
                    ``complaint_makes_must_visit`` is off)
@@ -36,6 +36,9 @@ from wasteml_server.errors import InvalidArgumentError
 
 #: Seconds in a day: the default gap to the next service opportunity.
 DAY_S = 86_400.0
+#: Overflow counted in the penalty, skip volumes: beyond two volumes the extrapolated rate says
+#: more about the forecast's uncertainty than about the waste on the ground.
+MAX_OVERFLOW = 2.0
 
 
 class Selection(enum.Enum):
@@ -171,7 +174,7 @@ class BinDecision:
             parts.append(f"complaint{'s' if len(self.complaints) > 1 else ''} nearby ({ids})")
         if self.selection is Selection.OPTIONAL:
             parts.append(f"optional, leaving it costs {self.skip_penalty:.1f}")
-        if self.predicted_overflow:
+        if self.predicted_overflow and self.forecast.fill_fraction < 1.0:
             parts.append(f"would reach {self.fill_next:.0%} by the next service")
         if self.forecast.fallback:
             parts.append(f"fallback: {self.forecast.fallback}")
@@ -217,7 +220,7 @@ def decide(
         over = forecast.fill_fraction >= policy.must_visit_fill_fraction
         backed = bool(near)
         fill_next = forecast.fill_fraction + fill_rate_per_s(forecast) * policy.next_service_s
-        overflow = max(0.0, fill_next - 1.0)
+        overflow = min(MAX_OVERFLOW, max(0.0, fill_next - 1.0))
         must = over or (backed and policy.complaint_makes_must_visit)
         penalty = 0.0 if must else (
             policy.base_skip_penalty + policy.overflow_penalty * (overflow + (1.0 if backed else 0.0))

@@ -22,7 +22,8 @@ objects are the same ``Client``/``Depot``/``VehicleType`` classes the Model crea
   bounds are absolute (``PenaltyParams``: 0.1 .. 100,000 per unit of violation, tuned for unit
   distance cost 1), so they are multiplied by the largest remaining per-metre cost: measured,
   R101 with per-metre cost 100,000 and default penalties stayed infeasible after 5 s, while
-  the same instance at unit cost reached its best-known 1637.7.
+  the same instance at unit cost reached its best-known 1637.7. The upper bound is also raised
+  to 10x the largest prize, so one unit of violation can always cost more than any prize.
 * **Stopping:** the :class:`StoppingCriterion` is called by PyVRP once per iteration with the
   best feasible cost; the wrapper also reports improvements (progress) there.
 """
@@ -94,7 +95,11 @@ class PyVrpEngine:
         tracker = _Tracker(stop, on_progress, t0, self.name, COST_SCALE / model.cost_gcd,
                            model.prize_offset)
         u = max(1, max(vt.unit_distance_cost for vt in model.data.vehicle_types()))
-        params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(min_penalty=0.1 * u, max_penalty=1e5 * u))
+        # A violation must be able to cost more than the largest prize, or the search keeps
+        # collecting prizes with overloaded routes (seen on the Blantyre day: no feasible plan).
+        top_prize = max((c.prize for c in model.data.clients()), default=0)
+        params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(
+            min_penalty=0.1 * u, max_penalty=max(1e5 * u, 10.0 * top_prize)))
         result = pyvrp.solve(model.data, tracker, seed=options.seed, collect_stats=False, params=params)
         elapsed = time.monotonic() - t0
         if not result.is_feasible():

@@ -262,8 +262,9 @@ class CollectionPlannerServicer(planning_pb2_grpc.CollectionPlannerServicer):
     """``wasteml.v1.CollectionPlanner`` over ``CollectionPlanner``.
 
     Args:
-        make_planner: builds the planner with a plan saver (called per request so the saver
-            can store this request's bytes with the plan).
+        make_planner: ``(save, complaint_collection) -> CollectionPlanner``, called per request
+            so the saver stores this request's bytes with the plan and the complaint search
+            uses the policy's collection.
         plans: where finished plans are stored (one transaction each).
         max_time_limit_s: largest solver time limit accepted.
     """
@@ -292,7 +293,8 @@ class CollectionPlannerServicer(planning_pb2_grpc.CollectionPlannerServicer):
                         "predicted_overflows_left": t.predicted_overflows_left, "objective": t.objective},
             )
 
-        async for item in self._make_planner(save).plan_day(domain):
+        planner = self._make_planner(save, request.policy.complaint_collection)
+        async for item in planner.plan_day(domain):
             if isinstance(item, StageProgress):
                 yield progress_to_proto(item)
             else:
