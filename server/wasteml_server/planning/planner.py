@@ -304,6 +304,7 @@ class CollectionPlanner:
         queue: asyncio.Queue[tuple[str, float, float]] = asyncio.Queue()
         solve = asyncio.ensure_future(self._solver.solve(
             problem, request.solve_options, lambda e, obj, t: queue.put_nowait((e, obj, t))))
+        getter: asyncio.Future | None = None
         try:
             while not solve.done():
                 getter = asyncio.ensure_future(queue.get())
@@ -313,13 +314,12 @@ class CollectionPlanner:
                     limit = max(request.solve_options.time_limit_s, 1e-9)
                     yield progress(Stage.SOLVE, min(0.99, elapsed / limit), f"{engine} improved the plan",
                                    best)
-                else:
-                    getter.cancel()
             solution = solve.result()
         finally:
-            if not solve.done():
-                solve.cancel()
-                await asyncio.gather(solve, return_exceptions=True)
+            for pending in (getter, solve):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
         served = {problem.stops[i].id for r in solution.routes for i in r.stop_indices}
         decisions = [replace(d, served=d.bin_id in served) for d in decisions]
         by_id = {d.bin_id: d for d in decisions}

@@ -245,6 +245,9 @@ class MilvusStore:
         self._token = token
         self._client: MilvusClient | None = None
         self._lock = threading.Lock()
+        #: Serialises collection creation: concurrent first calls (e.g. the planner's searches
+        #: around 53 bins at once) must not both create the same collection.
+        self._ensure_lock = threading.Lock()
         self._ready: set[str] = set()
         self._server_version: str | None = None
 
@@ -447,8 +450,11 @@ class MilvusStore:
                     )
             c.load_collection(name, timeout=t)
 
-        self._call(f"ensure_collection({name})", run)
-        self._ready.add(name)
+        with self._ensure_lock:
+            if name in self._ready and self._client is not None:
+                return
+            self._call(f"ensure_collection({name})", run)
+            self._ready.add(name)
 
     def drop_collection(self, collection: str | None = None) -> None:
         """Drop the collection if it exists (tests, benchmarks, re-ingestion from scratch)."""
