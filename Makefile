@@ -12,7 +12,7 @@ VENV_STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 TS_STAMP := clients/ts/node_modules/.installed-$(shell sha1sum clients/ts/package-lock.json | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup python-env triton-env node-env models generate check-generated lint bench clean
+.PHONY: demo test setup python-env triton-env node-env deploy-tools models generate check-generated lint bench clean
 
 ## demo: the main job on the embedded defaults (local Triton, Milvus Lite, SQLite) and real data
 demo: setup models
@@ -24,7 +24,7 @@ test: setup models
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-setup: python-env triton-env node-env
+setup: python-env triton-env node-env deploy-tools
 
 python-env: $(VENV_STAMP)
 
@@ -38,6 +38,10 @@ $(VENV_STAMP): pyproject.toml
 ## triton-env: the local Triton's own venv (nvidia-pytriton bundle, numpy<2, onnxruntime)
 triton-env:
 	PYTHON=$(PYTHON) bash scripts/setup_triton_env.sh .venv-triton
+
+## deploy-tools: docker compose (CLI plugin), hadolint and promtool for the deployment checks
+deploy-tools: python-env
+	bash deploy/install_tools.sh $(BIN)
 
 node-env: $(TS_STAMP)
 

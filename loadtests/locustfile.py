@@ -92,8 +92,8 @@ def _options(parser) -> None:
     group.add_argument("--wasteml-wait-max-s", env_var="LOCUST_WASTEML_WAIT_MAX_S", type=float, default=1.0,
                        help="each user waits uniformly 0..this between calls (0: back to back)")
     group.add_argument("--wasteml-fill-max-fraction", env_var="LOCUST_WASTEML_FILL_MAX_FRACTION", type=float,
-                       default=2.0, help="fill readings above this are sent as this (the contract accepts "
-                       "up to 2; the data's overflow readings are 8/7 = 1.14)")
+                       default=1.0, help="fill readings above this are sent as this (the contract's "
+                       "fill fraction is 0..1 with overflowing = 1; the log's overflow reading is 8/7)")
     group.add_argument("--wasteml-outcomes-json", env_var="LOCUST_WASTEML_OUTCOMES_JSON", default="",
                        help="write {method: {status code: calls}} of this process to this file at exit")
     group.add_argument("--wasteml-seed", env_var="LOCUST_WASTEML_SEED", type=int, default=2015,

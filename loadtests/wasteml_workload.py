@@ -192,16 +192,16 @@ class Workload:
         return days, columns
 
     def fill_request(self, rng: random.Random, max_bins: int = 16,
-                     max_fraction: float = 2.0) -> forecasting_pb2.PredictFillLevelRequest:
+                     max_fraction: float = 1.0) -> forecasting_pb2.PredictFillLevelRequest:
         """PredictFillLevel for the skips with readings on a real day: last week of readings,
         target 1-3 days ahead.
 
         Args:
             rng: the random source.
             max_bins: most bins per request.
-            max_fraction: readings above this are sent as this. The contract accepts overflow
-                readings up to 2; the real log's overflow reading is 8 m3 / 7 m3 = 1.14, so the
-                default 2.0 sends the data as it is.
+            max_fraction: readings above this are sent as this. The contract's fill fraction
+                is 0..1 with an overflowing skip at 1, so the log's overflow reading (8 m3 in a
+                7 m3 skip) is sent as 1.0 by default.
         """
         days, columns = self.fullness
         for _ in range(100):

@@ -26,6 +26,7 @@ from wasteml.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from wasteml_server import metrics
 from wasteml_server.admin import ModelAdmin
 from wasteml_server.errors import UnavailableError
 from wasteml_server.forecasting.service import ForecastingService
@@ -94,6 +95,7 @@ class Application:
         self.forecasting: ForecastingService | None = None
         self.search: SemanticSearchService | None = None
         self.pool: SolverPool | None = None
+        self.metrics_port: int | None = None
         self.routing: RoutingService | None = None
 
     @property
@@ -121,6 +123,9 @@ class Application:
             await self.triton.start()
 
             bindings, checks = await self._services()
+            if settings.metrics_port is not None and self.metrics_port is None:
+                self.metrics_port = metrics.start_metrics_server(settings.metrics_port, settings.host)
+                logger.info("Prometheus metrics on http://%s:%d/metrics", settings.host, self.metrics_port)
             self.server, self.port = await create_server(
                 settings,
                 bindings,
@@ -215,6 +220,8 @@ class Application:
             return pool.live_workers > 0
 
         checks["solver_pool"] = pool_ok
+        metrics.SOLVER_QUEUE_DEPTH.set_function(lambda: pool.queued)
+        metrics.SOLVER_QUEUE_CAPACITY.set(self.settings.solver_queue_size)
         return RouteOptimizerServicer(self.routing)
 
     def _start_planning(self) -> CollectionPlannerServicer:

@@ -40,3 +40,19 @@ INFERENCE_LATENCY = Histogram(
     ["model"],
     buckets=LATENCY_BUCKETS_S,
 )
+SOLVER_QUEUE_DEPTH = Gauge(
+    "wasteml_solver_queue_depth",
+    "Solver jobs waiting for a worker.",
+)
+SOLVER_QUEUE_CAPACITY = Gauge(
+    "wasteml_solver_queue_capacity",
+    "Jobs that may wait for a worker before submits get RESOURCE_EXHAUSTED (solver_queue_size).",
+)
+
+
+def start_metrics_server(port: int, host: str) -> int:
+    """Serve ``/metrics`` over HTTP (prometheus-client); returns the bound port (0 = a free one)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host)
+    return int(server.server_port)

