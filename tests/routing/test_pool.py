@@ -75,7 +75,8 @@ async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101
     finally:
         await pool.close()
     assert not any(_alive(p) for p in pids)
-    assert multiprocessing.active_children() == []
+    # other pools may live in this process (the session's live server): only ours must be gone
+    assert [c for c in multiprocessing.active_children() if c.pid in pids] == []
 
 
 async def test_full_queue_raises_resource_exhausted(r101):
