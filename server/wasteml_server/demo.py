@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 from rich.console import Console
@@ -175,7 +177,7 @@ def run_demo(settings: Settings, plan_time_limit_s: float = 20.0) -> int:
                     plan = event.plan
             progress.update(task, completed=100)
         assert plan is not None, "PlanDay ended without a plan"
-        _report(console, port, started, models, indexed, raccoon, nearby, demand, plan)
+        _report(console, port, started, models, indexed, raccoon, nearby, demand, plan, request.time_zone)
         png = write_route_map(plan, request, Path(settings.var_dir) / "blantyre_plan.png")
         console.print(f"route map: [bold]{png}[/bold]")
         client.close()
@@ -185,7 +187,8 @@ def run_demo(settings: Settings, plan_time_limit_s: float = 20.0) -> int:
         console.print(f"done in {time.perf_counter() - started:.1f} s")
 
 
-def _report(console: Console, port, started, models, indexed, raccoon, nearby, demand, plan) -> None:
+def _report(console: Console, port, started, models, indexed, raccoon, nearby, demand, plan, tz: str) -> None:
+    zone = ZoneInfo(tz)
     console.print(f"server on 127.0.0.1:{port}; all calls below went through its gRPC API")
 
     table = Table(title="ModelAdmin.ListModels: models on the local Triton")
@@ -219,14 +222,14 @@ def _report(console: Console, port, started, models, indexed, raccoon, nearby, d
     table = Table(title=f"PlanDay: Blantyre skips, plan {plan.plan_id[:8]} "
                         f"({routing_pb2.SolutionStatus.Name(plan.status)}, "
                         f"{routing_pb2.Engine.Name(plan.engine)})")
-    for col in ("truck", "skips", "dump trips", "km", "driving h", "first stop", "back at depot"):
+    for col in ("truck", "skips", "dump trips", "km", "driving h", "first stop", f"back at depot ({tz})"):
         table.add_column(col)
     for r in plan.routes:
         first = next((s for s in r.stops if s.kind == planning_pb2.PLAN_STOP_KIND_BIN), None)
         table.add_row(r.vehicle_id, str(r.bins_served), str(r.dump_trips), f"{r.distance_m / 1000:.1f}",
                       f"{r.driving_s / 3600:.1f}",
                       first.id if first else "-",
-                      r.stops[-1].arrival_time.ToDatetime().strftime("%H:%M UTC"))
+                      r.stops[-1].arrival_time.ToDatetime(tzinfo=UTC).astimezone(zone).strftime("%H:%M"))
     console.print(table)
     console.print(
         f"totals: {t.bins_served} skips emptied ({t.bins_must_visit} must-visit, {t.bins_optional} optional "
