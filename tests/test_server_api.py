@@ -150,6 +150,13 @@ def test_metrics_count_calls_by_method_and_code(client: WastemlClient) -> None:
     client.embed(["bin overflowing"])
     with pytest.raises(grpc.RpcError):
         client.embed([""])
+    # the server records a call just after its status is sent, so the client may look first
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and (
+        _requests_total("Embed", "OK") < ok_before + 1
+        or _requests_total("Embed", "INVALID_ARGUMENT") < bad_before + 1
+    ):
+        time.sleep(0.02)
     assert _requests_total("Embed", "OK") == ok_before + 1
     assert _requests_total("Embed", "INVALID_ARGUMENT") == bad_before + 1
 
