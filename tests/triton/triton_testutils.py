@@ -26,7 +26,7 @@ version_policy { latest { num_versions: 1 } }
 instance_group [ { kind: KIND_GPU count: 1 gpus: [ 0 ] } ]
 dynamic_batching {
   preferred_batch_size: [ 4, 8 ]
-  max_queue_delay_microseconds: 20000
+  max_queue_delay_microseconds: 100000
 }
 optimization {
   execution_accelerators {
