@@ -131,7 +131,7 @@ async def test_repository_index_and_config(triton: LocalTriton) -> None:
     config = await triton.client.model_config("affine")
     assert config["backend"] == "python"
     assert config["instance_group"][0]["kind"] == "KIND_CPU"
-    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == "20000"
+    assert config["dynamic_batching"]["max_queue_delay_microseconds"] == "100000"
 
 
 async def test_load_specific_version_then_unload(
