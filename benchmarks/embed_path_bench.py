@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,10 +32,9 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from wasteml_testing import ENCODER_ONNX, server_settings  # noqa: E402
+from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT, TRITON_ENV  # noqa: E402
 
 from wasteml.client import WastemlClient  # noqa: E402
-from wasteml_server.app import BackgroundServer  # noqa: E402
 from wasteml_server.search.ingest import read_boston_311  # noqa: E402
 from wasteml_server.search.tokenizer import TextTokenizer  # noqa: E402
 
@@ -99,12 +101,23 @@ def main() -> None:
     args = ap.parse_args()
     corpus = texts(800)
     rows = []
-    server = BackgroundServer(server_settings(Path(tempfile.mkdtemp(prefix="embed-bench-"))))
-    port = server.start(600)
+    # The server runs as its own process (as in production), so the benchmark's client threads
+    # do not share its interpreter lock.
+    var = Path(tempfile.mkdtemp(prefix="embed-bench-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "WASTEML_PORT": str(port), "WASTEML_VAR_DIR": str(var),
+           "WASTEML_DATABASE_URL": f"sqlite:///{var / 'wasteml.db'}", "WASTEML_MILVUS_URI": str(var / "milvus.db"),
+           "WASTEML_MODEL_REPOSITORY": str(REPO_ROOT / "model_repository"), "WASTEML_TRITON_ENV_DIR": str(TRITON_ENV),
+           "WASTEML_DATA_DIR": str(DATA_DIR), "WASTEML_SOLVER_WORKERS": "1", "WASTEML_LOG_LEVEL": "WARNING"}
+    env.pop("WASTEML_TRITON_URL", None)
+    server = subprocess.Popen([sys.executable, "-m", "wasteml_server.cli", "serve"], cwd=REPO_ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
     try:
         with WastemlClient(address) as c:
-            c.wait_until_serving()
+            c.wait_until_serving(timeout_s=300)
             c.embed(corpus[:16])  # warm up
         for name, fn in (
             ("in-process ORT, batch 1", lambda: in_process(corpus, 1, args.seconds)),
@@ -115,7 +128,8 @@ def main() -> None:
             rate, lat = fn()
             rows.append((name, rate, pct(lat, 50), pct(lat, 99), len(lat)))
     finally:
-        server.stop()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; "
           f"{len(corpus)} distinct real Boston 311 texts\n")
     print("| path | embeddings/s | p50 ms | p99 ms | calls |\n| --- | ---: | ---: | ---: | ---: |")
