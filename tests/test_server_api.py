@@ -9,13 +9,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
-from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpc_status import rpc_status
 from prometheus_client import REGISTRY
-from wasteml_testing import ENCODER_ONNX, server_settings
+from wasteml_testing import ENCODER_ONNX, bad_request, server_settings
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import admin_pb2, admin_pb2_grpc, forecasting_pb2, search_pb2
@@ -39,18 +37,6 @@ REAL_TEXTS = [
     "Overflowing or Un-kept Dumpster. Dumpster behind the market is overflowing.",
     "Needle Pickup. Needles found near the playground in the park.",
 ]
-
-
-def bad_request(err: grpc.RpcError) -> error_details_pb2.BadRequest:
-    """The BadRequest detail of a rich error status."""
-    status = rpc_status.from_call(err)
-    assert status is not None, "error carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            out = error_details_pb2.BadRequest()
-            detail.Unpack(out)
-            return out
-    raise AssertionError("no BadRequest detail in the status")
 
 
 def test_reflection_lists_every_service_without_proto_files(client: WastemlClient) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from wasteml_server.settings import Settings
 
@@ -44,3 +47,15 @@ def require_local_stack() -> None:
         missing.append(f"{ENCODER_ONNX} (make models)")
     if missing:
         pytest.fail("the live-server tests need " + ", ".join(missing) + "; run `make test`")
+
+
+def bad_request(err: grpc.RpcError) -> error_details_pb2.BadRequest:
+    """The ``google.rpc.BadRequest`` detail of a rich gRPC error status (fails when absent)."""
+    status = rpc_status.from_call(err)
+    assert status is not None, "error carries no google.rpc.Status"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            out = error_details_pb2.BadRequest()
+            detail.Unpack(out)
+            return out
+    raise AssertionError("no BadRequest detail in the status")

@@ -10,9 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
-from wasteml_testing import DATA_DIR, REPO_ROOT
+from wasteml_testing import DATA_DIR, REPO_ROOT, bad_request
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import common_pb2, forecasting_pb2
@@ -37,18 +35,6 @@ def trained_models() -> None:
         pytest.fail(f"no trained version of {', '.join(missing)} in {MODEL_REPOSITORY}: run "
                     "`.venv/bin/python -m wasteml_server.forecasting.cli demand --no-backtest "
                     "--no-register` and `... fill-level --no-backtest --no-register`")
-
-
-def bad_request(err: grpc.RpcError) -> error_details_pb2.BadRequest:
-    """The BadRequest detail of a rich error status."""
-    status = rpc_status.from_call(err)
-    assert status is not None, "error carries no google.rpc.Status"
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            out = error_details_pb2.BadRequest()
-            detail.Unpack(out)
-            return out
-    raise AssertionError("no BadRequest detail in the status")
 
 
 def _ts(seconds: float):
