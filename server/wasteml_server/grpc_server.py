@@ -5,8 +5,8 @@ bounded messages, keepalive, and graceful shutdown.
 (port 0 picks a free one, as tests do). Health starts NOT_SERVING for every service and a
 ``HealthMonitor`` flips each service to SERVING only once every dependency it names passes
 its check (e.g. the local Triton is ready). Shutdown follows the order used by Ray Serve and
-vLLM: health NOT_SERVING -> stop accepting new calls -> let in-flight calls finish within
-``Settings.shutdown_grace_s`` -> close back-ends.
+vLLM: health NOT_SERVING -> refuse new calls (UNAVAILABLE) -> let in-flight calls finish within
+``Settings.shutdown_grace_s`` -> stop the gRPC server -> close back-ends.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from wasteml_server import metrics
-from wasteml_server.interceptors import default_interceptors
+from wasteml_server.interceptors import CallTracker, default_interceptors
 from wasteml_server.settings import Settings
 
 logger = logging.getLogger("wasteml.server")
@@ -34,6 +34,10 @@ Check = Callable[[], Awaitable[bool]]
 
 #: Health name of the server as a whole (the empty service name, per grpc.health.v1).
 OVERALL = ""
+
+#: After the last call drained, seconds to wait before grpc closes the connections, so that
+#: large replies still in socket buffers reach their clients.
+DRAIN_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,7 @@ class Server:
     monitor: HealthMonitor
     grace_s: float
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    tracker: CallTracker = field(default_factory=CallTracker)
     _stopping: asyncio.Task[None] | None = None
 
     async def stop(self) -> None:
@@ -158,9 +163,18 @@ class Server:
 
     async def _stop(self) -> None:
         logger.info("shutting down: health NOT_SERVING, draining for up to %.1f s", self.grace_s)
+        started = asyncio.get_running_loop().time()
         await self.monitor.stop()
         await self.health.enter_graceful_shutdown()
-        await self.grpc_server.stop(self.grace_s)
+        drained = await self.tracker.drain(self.grace_s)
+        if drained:
+            # let the last replies leave the sockets before grpc closes the connections
+            await asyncio.sleep(min(DRAIN_LINGER_S, self.grace_s))
+        else:
+            logger.warning("%d calls still running after %.1f s; cancelling them", self.tracker.in_flight,
+                           self.grace_s)
+        left = max(0.0, self.grace_s - (asyncio.get_running_loop().time() - started))
+        await self.grpc_server.stop(left)
         for close in self.on_close:
             try:
                 await close()
@@ -224,11 +238,13 @@ async def create_server(
     Raises:
         RuntimeError: the address could not be bound.
     """
+    tracker = CallTracker()
     grpc_server = grpc.aio.server(
         interceptors=default_interceptors(
             auth_token=settings.auth_token,
             default_deadline_s=settings.default_deadline_s,
             max_deadline_s=settings.max_deadline_s,
+            tracker=tracker,
         ),
         options=server_options(settings),
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
@@ -259,5 +275,5 @@ async def create_server(
     await monitor.poll_once()
     monitor.start()
     logger.info("gRPC server listening on %s:%d (%d services)", settings.host, port, len(services))
-    server = Server(grpc_server, port, health, monitor, settings.shutdown_grace_s, list(on_close))
+    server = Server(grpc_server, port, health, monitor, settings.shutdown_grace_s, list(on_close), tracker)
     return server, port
