@@ -9,7 +9,7 @@ over an 8-hour shift 07:00-15:00 Africa/Blantyre, and park empty.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 from google.protobuf.duration_pb2 import Duration
@@ -25,20 +25,13 @@ from wasteml_server.routing.blantyre import (
     load_road_distance_m,
     load_sites,
 )
+from wasteml_server.servicers.planning import to_timestamp
 
 TIME_ZONE = "Africa/Blantyre"
 #: Default service day: the readings of the fullness log are dense in the two weeks before it.
 DEFAULT_SERVICE_DATE = date(2021, 5, 31)
 SHIFT_START_S = 7 * 3600
 SHIFT_END_S = 15 * 3600
-
-
-def _ts(when: datetime):
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    out = Timestamp()
-    out.FromDatetime(when.astimezone(UTC))
-    return out
 
 
 def plan_day_request(
@@ -90,9 +83,9 @@ def plan_day_request(
                          demand=[1], service_duration_s=LIFT_S,
                          location=common_pb2.GeoPoint(latitude_deg=s.lat_deg, longitude_deg=s.lon_deg))
         for when, fill in s.readings:
-            b.recent_readings.add(time=_ts(when), fill_fraction=fill)
+            b.recent_readings.add(time=to_timestamp(when), fill_fraction=fill)
         if s.last_emptied_at is not None:
-            b.last_emptied_at.CopyFrom(_ts(s.last_emptied_at))
+            b.last_emptied_at.CopyFrom(to_timestamp(s.last_emptied_at))
         if s.prior_rate_per_day is not None:
             b.prior_fill_rate_per_day = s.prior_rate_per_day
     return req

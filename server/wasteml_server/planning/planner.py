@@ -44,7 +44,7 @@ from wasteml_server.planning.selection import (
     decide,
 )
 from wasteml_server.routing.engine import SolveOptions
-from wasteml_server.routing.problem import Problem, Solution, Stop, TimeWindow, VisitKind
+from wasteml_server.routing.problem import Problem, Solution, Stop, TimeWindow
 
 #: Safety factor of the must-visit penalty over the dearest possible detour (see ``must_visit_penalty``).
 MUST_VISIT_FACTOR = 2.0
@@ -387,8 +387,3 @@ def build_problem(request: DayPlanRequest, decisions: Sequence[BinDecision]) -> 
                           time_windows=b.time_windows, required=False, penalty=float(np.round(penalty, 3))))
     problem = replace(request.base, stops=tuple(stops), name=f"plan-{request.service_date.isoformat()}")
     return problem, tuple(decisions)
-
-
-def route_facility_visits(solution: Solution) -> int:
-    """Dump/facility visits over all routes."""
-    return sum(1 for r in solution.routes for v in r.visits if v.kind is VisitKind.FACILITY)

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from wasteml.v1 import common_pb2, planning_pb2, planning_pb2_grpc, routing_pb2
 from wasteml_server.errors import InvalidArgumentError
@@ -44,9 +45,8 @@ _SELECTION = {
 }
 
 
-def _ts(when: datetime):
-    from google.protobuf.timestamp_pb2 import Timestamp
-
+def to_timestamp(when: datetime) -> Timestamp:
+    """An aware ``datetime`` as a ``google.protobuf.Timestamp`` (UTC)."""
     out = Timestamp()
     out.FromDatetime(when.astimezone(UTC))
     return out
@@ -100,7 +100,7 @@ def request_from_proto(request: planning_pb2.PlanDayRequest, max_time_limit_s: f
         matrix=request.matrix,
         speed_model=request.speed_model,
     )
-    problem_pb.time_origin.CopyFrom(_ts(origin))
+    problem_pb.time_origin.CopyFrom(to_timestamp(origin))
     for b in request.bins:
         stop = problem_pb.stops.add(
             id=b.bin_id, demand=list(b.demand) or [1] * n_dim, service_duration_s=b.service_duration_s,
@@ -173,7 +173,7 @@ def decision_to_proto(d: BinDecision) -> planning_pb2.BinDecision:
         out.time_to_full_s = f.time_to_full_s
     for c in d.complaints:
         m = out.complaints.add(complaint_id=c.id, score=c.score, distance_m=c.distance_m, text=c.text)
-        m.created_at.CopyFrom(_ts(c.created_at))
+        m.created_at.CopyFrom(to_timestamp(c.created_at))
     return out
 
 
@@ -181,13 +181,13 @@ def plan_to_proto(plan: DayPlan) -> planning_pb2.Plan:
     """The final ``wasteml.v1.Plan``: routes with per-stop reasons, unserved bins, totals, models."""
     req, problem, sol = plan.request, plan.problem, plan.solution
     origin = req.time_origin
-    at = lambda s: _ts(origin + timedelta(seconds=float(s)))  # noqa: E731
+    at = lambda s: to_timestamp(origin + timedelta(seconds=float(s)))  # noqa: E731
     sd = req.service_date
     out = planning_pb2.Plan(
         plan_id=plan.plan_id, status=STATUS_TO_PROTO[sol.status], engine=ENGINE_TO_PROTO.get(sol.engine, 0),
         service_date=common_pb2.CalendarDate(year=sd.year, month=sd.month, day=sd.day),
     )
-    out.created_at.CopyFrom(_ts(datetime.now(UTC)))
+    out.created_at.CopyFrom(to_timestamp(datetime.now(UTC)))
     dist, dur = problem.distance_m, problem.duration_s
 
     def point(loc_index: int, target) -> None:
