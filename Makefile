@@ -52,8 +52,8 @@ $(TS_STAMP): clients/ts/package-lock.json
 ## models: export the text encoder and train the forecasting models (each skipped when present)
 models: python-env
 	$(BIN)/python -m wasteml_export text-encoder
-	$(BIN)/python -m wasteml_server.forecasting.cli demand --skip-if-trained --no-backtest --no-register
-	$(BIN)/python -m wasteml_server.forecasting.cli fill-level --skip-if-trained --no-backtest --no-register
+	$(BIN)/python -m wasteml_tools.forecasting.cli demand --skip-if-trained --no-backtest --no-register
+	$(BIN)/python -m wasteml_tools.forecasting.cli fill-level --skip-if-trained --no-backtest --no-register
 
 ## generate: regenerate the Python and TypeScript clients from proto/
 generate: python-env node-env

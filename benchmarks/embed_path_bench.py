@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT, TRITON_ENV  # noqa: E402
 
 from wasteml.client import WastemlClient  # noqa: E402
+from wasteml_models.tokenizer import TextTokenizer  # noqa: E402
 from wasteml_server.search.ingest import read_boston_311  # noqa: E402
-from wasteml_server.search.tokenizer import TextTokenizer  # noqa: E402
 
 
 def texts(n: int) -> list[str]:
@@ -112,7 +112,7 @@ def main() -> None:
            "WASTEML_MODEL_REPOSITORY": str(REPO_ROOT / "model_repository"), "WASTEML_TRITON_ENV_DIR": str(TRITON_ENV),
            "WASTEML_DATA_DIR": str(DATA_DIR), "WASTEML_SOLVER_WORKERS": "1", "WASTEML_LOG_LEVEL": "WARNING"}
     env.pop("WASTEML_TRITON_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "wasteml_server.cli", "serve"], cwd=REPO_ROOT, env=env,
+    server = subprocess.Popen([sys.executable, "-m", "wasteml_tools.cli", "serve"], cwd=REPO_ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"127.0.0.1:{port}"
     try:

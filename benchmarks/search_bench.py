@@ -1,6 +1,6 @@
 """Search latency benchmark: Milvus Lite vs the embedded Milvus 2.3 server, 20k and 100k vectors.
 
-Usage (after ``python -m wasteml_server.search.evaluate --uri var/bench/milvus.db`` filled a
+Usage (after ``python -m wasteml_tools.search.evaluate --uri var/bench/milvus.db`` filled a
 Lite collection with the 20,832 real Boston 311 documents):
 
     .venv/bin/python benchmarks/search_bench.py --lite-uri var/bench/milvus.db \
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.search.documents import Document, GeoPoint, from_epoch_s
 from wasteml_server.search.embedding import OnnxEmbedder
-from wasteml_server.search.evaluate import Corpus, load_queries
 from wasteml_server.search.filters import GeoCircle, SearchFilters, TimeRange
-from wasteml_server.search.store import MilvusStore
+from wasteml_tools.search.evaluate import Corpus, load_queries
 
 MODEL = "text_encoder:1"
 
@@ -121,7 +121,7 @@ def main() -> int:
     try:
         for backend in args.backends.split(","):
             if backend == "server":
-                from wasteml_server.search.milvus_server import EmbeddedMilvus
+                from wasteml_tools.search.milvus_server import EmbeddedMilvus
 
                 server = EmbeddedMilvus(tmp / "server", startup_timeout_s=300)
                 server.start()

@@ -25,8 +25,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from wasteml.client import WastemlClient
 from wasteml.v1 import common_pb2, search_pb2
 from wasteml_server.app import BackgroundServer
+from wasteml_server.core.settings import Settings
 from wasteml_server.search.ingest import BOSTON_311_FILE, read_boston_311
-from wasteml_server.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 from pydantic_core import PydanticUndefined
 
-from wasteml_server.settings import Settings
+from wasteml_server.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DOC = REPO_ROOT / "docs" / "DEPLOYMENT.md"

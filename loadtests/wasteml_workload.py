@@ -8,7 +8,7 @@ only the generated ``wasteml.v1`` stubs and the CSV files, nothing from the serv
   skip, so fraction = reading / 7): a batch of skips with their last week of readings.
 * Solve: a Blantyre skip-loader day: 12 skips drawn from the 53 real ones, the storage yard as
   depot, the Mzedi dump as reload facility, the study's road-distance matrix, 3 trucks that
-  carry one skip each (the city's operations model, as in ``wasteml_server.routing.blantyre``).
+  carry one skip each (the city's operations model, as in ``wasteml_tools.routing.blantyre``).
 * The probe: which of these RPCs the server implements (anything but UNIMPLEMENTED to an
   empty request; such requests are rejected by validation before any work is done).
 """
@@ -49,7 +49,7 @@ BLANTYRE_UTC_OFFSET_H = 2
 SKIP_IDS = range(1, 54)
 DUMP_ID = 54
 YARD_ID = 56
-#: Skip-loader operations (see wasteml_server.routing.blantyre): 25 km/h, 300 s lift, 300 s tip.
+#: Skip-loader operations (see wasteml_tools.routing.blantyre): 25 km/h, 300 s lift, 300 s tip.
 SPEED_M_PER_S = 25.0 / 3.6
 LIFT_S = 300.0
 TIP_S = 300.0

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from wasteml_server.cache import Cache, InProcessCache, RedisCache, cache_key, create_cache
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.settings import Settings
+from wasteml_server.adapters.cache import Cache, InProcessCache, RedisCache, cache_key, create_cache
+from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.settings import Settings
 
 #: The Redis to test against; ``WASTEML_TEST_REDIS_HOST``/``_PORT`` override the loopback default.
 REDIS_HOST = os.environ.get("WASTEML_TEST_REDIS_HOST", "127.0.0.1")
@@ -164,7 +164,7 @@ async def test_redis_down_closed_port_is_a_quick_miss(caplog):
     """With nothing listening, get returns None and set is a no-op, fast, logging one warning."""
     pytest.importorskip("redis", reason="redis-py is not installed")
     cache = RedisCache(f"redis://127.0.0.1:{_free_port()}/0", timeout_s=0.2, retry_after_s=30)
-    caplog.set_level(logging.WARNING, logger="wasteml_server.cache")
+    caplog.set_level(logging.WARNING, logger="wasteml_server.adapters.cache")
     try:
         start = time.monotonic()
         assert await cache.get("k") is None
@@ -175,7 +175,7 @@ async def test_redis_down_closed_port_is_a_quick_miss(caplog):
         assert not cache.available
     finally:
         await cache.aclose()
-    assert len([r for r in caplog.records if r.name == "wasteml_server.cache"]) == 1
+    assert len([r for r in caplog.records if r.name == "wasteml_server.adapters.cache"]) == 1
 
 
 async def test_redis_unresponsive_is_bounded_by_the_timeout():

@@ -17,12 +17,12 @@ from wasteml_testing import ENCODER_ONNX, bad_request, server_settings
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import admin_pb2, admin_pb2_grpc, forecasting_pb2, search_pb2
-from wasteml_server.admin import ModelAdmin
+from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.adapters.storage import ModelRegistry
+from wasteml_server.admin.service import ModelAdmin
 from wasteml_server.app import ADMIN
-from wasteml_server.grpc_server import ServiceBinding, create_server
-from wasteml_server.search.tokenizer import TextTokenizer
-from wasteml_server.servicers.admin import ModelAdminServicer
-from wasteml_server.storage import ModelRegistry
+from wasteml_server.transport.server import ServiceBinding, create_server
+from wasteml_server.transport.servicers.admin import ModelAdminServicer
 
 API_SERVICES = {
     "wasteml.v1.SemanticSearch",

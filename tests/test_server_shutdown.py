@@ -64,7 +64,7 @@ def serve_process(tmp_path: Path):
     env.pop("WASTEML_TRITON_URL", None)
     log = open(tmp_path / "serve.log", "w+b")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wasteml_server.cli", "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
+        [sys.executable, "-m", "wasteml_tools.cli", "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=log
     )
     try:
         yield proc, port, log

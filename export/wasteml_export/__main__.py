@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from wasteml_server.settings import Settings
+from wasteml_server.core.settings import Settings
 
 
 def _text_encoder(args: argparse.Namespace, settings: Settings) -> int:

@@ -38,8 +38,8 @@ from wasteml_export.text_encoder import (
     service_request_texts,
     version_dir,
 )
-from wasteml_server.search.tokenizer import TextTokenizer
-from wasteml_server.settings import Settings
+from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.core.settings import Settings
 
 NO_DB_SUFFIX = "_nodb"
 

@@ -31,7 +31,7 @@ from wasteml_export.text_encoder import (
     torch_embedder,
     version_dir,
 )
-from wasteml_server.search.tokenizer import TextTokenizer
+from wasteml_models.tokenizer import TextTokenizer
 
 #: Through Triton, outputs must equal in-process ONNX Runtime within this (issue 3).
 TRITON_MAX_ABS_DIFF = 1e-5

@@ -170,7 +170,7 @@ def plan_parity(trt: Any, plan_path: Path, onnx_path: Path, texts: list[str]) ->
     if not torch.cuda.is_available():
         return {"skipped": "torch has no CUDA here; plan parity not measured"}
     from wasteml_export.text_encoder import Agreement, embed_texts, ort_embedder, ort_session
-    from wasteml_server.search.tokenizer import TextTokenizer
+    from wasteml_models.tokenizer import TextTokenizer
 
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(plan_path.read_bytes())

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from wasteml_server.search.tokenizer import (
+from wasteml_models.tokenizer import (
     MAX_SEQ_LEN,
     TOKENIZER_FILE,
     TextTokenizer,

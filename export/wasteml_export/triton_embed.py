@@ -1,7 +1,7 @@
 """Synchronous access to the text encoders through the local Triton, for parity and benchmarks.
 
-The server's Triton pieces are asyncio (:class:`~wasteml_server.triton.LocalTriton`,
-:class:`~wasteml_server.triton.TritonClient`); the export tools are synchronous. This module
+The server's Triton pieces are asyncio (:class:`~wasteml_server.adapters.triton.LocalTriton`,
+:class:`~wasteml_server.adapters.triton.TritonClient`); the export tools are synchronous. This module
 runs one event loop in a background thread, starts the local Triton (or uses
 ``settings.triton_url``) there, and exposes blocking ``(input_ids, attention_mask) ->
 embedding`` callables that submit KServe v2 ``ModelInfer`` calls to that loop.
@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from wasteml_export.text_encoder import OUTPUT_NAME, Embedder
-from wasteml_server.settings import Settings
-from wasteml_server.triton import LocalTriton
+from wasteml_server.adapters.triton import LocalTriton
+from wasteml_server.core.settings import Settings
 
 T = TypeVar("T")
 

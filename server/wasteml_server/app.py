@@ -26,31 +26,9 @@ from wasteml.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from wasteml_server import metrics
-from wasteml_server.admin import ModelAdmin
-from wasteml_server.errors import UnavailableError
-from wasteml_server.forecasting.service import ForecastingService
-from wasteml_server.grpc_server import Check, Server, ServiceBinding, create_server
-from wasteml_server.planning.adapters import (
-    ForecastFillPredictor,
-    PoolRouteSolver,
-    SearchComplaintFinder,
-)
-from wasteml_server.planning.planner import CollectionPlanner, PlanSaver
-from wasteml_server.registry_sync import sync_registry
-from wasteml_server.routing.pool import SolverPool
-from wasteml_server.routing.service import RoutingService
-from wasteml_server.search.embedding import TritonEmbedder
-from wasteml_server.search.service import SemanticSearchService
-from wasteml_server.search.store import MilvusStore
-from wasteml_server.search.tokenizer import TextTokenizer
-from wasteml_server.servicers.admin import ModelAdminServicer
-from wasteml_server.servicers.forecasting import ForecastingServicer
-from wasteml_server.servicers.planning import CollectionPlannerServicer
-from wasteml_server.servicers.routing import RouteOptimizerServicer, encode_solution
-from wasteml_server.servicers.search import SemanticSearchServicer
-from wasteml_server.settings import Settings
-from wasteml_server.storage import (
+from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.adapters.storage import (
     AuditWriter,
     Database,
     JobStore,
@@ -58,9 +36,31 @@ from wasteml_server.storage import (
     PlanStore,
     migrate,
 )
-from wasteml_server.text_encoder import TextEncoder
-from wasteml_server.triton.client import TritonClient
-from wasteml_server.triton.manager import LocalTriton
+from wasteml_server.adapters.storage.registry_sync import sync_registry
+from wasteml_server.adapters.triton.client import TritonClient
+from wasteml_server.adapters.triton.manager import LocalTriton
+from wasteml_server.admin.service import ModelAdmin
+from wasteml_server.core import metrics
+from wasteml_server.core.errors import UnavailableError
+from wasteml_server.core.settings import Settings
+from wasteml_server.forecasting.service import ForecastingService
+from wasteml_server.planning.adapters import (
+    ForecastFillPredictor,
+    PoolRouteSolver,
+    SearchComplaintFinder,
+)
+from wasteml_server.planning.planner import CollectionPlanner, PlanSaver
+from wasteml_server.routing.pool import SolverPool
+from wasteml_server.routing.service import RoutingService
+from wasteml_server.search.embedding import TritonEmbedder
+from wasteml_server.search.encoder import TextEncoder
+from wasteml_server.search.service import SemanticSearchService
+from wasteml_server.transport.server import Check, Server, ServiceBinding, create_server
+from wasteml_server.transport.servicers.admin import ModelAdminServicer
+from wasteml_server.transport.servicers.forecasting import ForecastingServicer
+from wasteml_server.transport.servicers.planning import CollectionPlannerServicer
+from wasteml_server.transport.servicers.routing import RouteOptimizerServicer, encode_solution
+from wasteml_server.transport.servicers.search import SemanticSearchServicer
 
 logger = logging.getLogger("wasteml.app")
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import re
 import pytest
 from deploy_helpers import COMPOSE_FILE, ENV_EXAMPLE, clean_env, read_env_file, run_compose
 
-from wasteml_server.settings import Settings
+from wasteml_server.core.settings import Settings
 
 #: Settings that the production stack must set: the embedded defaults (local Triton child,
 #: SQLite file, Milvus Lite file, loopback bind) are wrong in a container.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pytest
 from deploy_helpers import INSTALL_HINT, REPO_ROOT, find_tool
 
-from wasteml_server.settings import Settings
+from wasteml_server.core.settings import Settings
 
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 

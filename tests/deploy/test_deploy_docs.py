@@ -11,7 +11,7 @@ from deploy_helpers import COMPOSE_FILE, REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT / "deploy"))
 import settings_table  # noqa: E402
 
-from wasteml_server.settings import Settings  # noqa: E402
+from wasteml_server.core.settings import Settings  # noqa: E402
 
 DOC = REPO_ROOT / "docs" / "DEPLOYMENT.md"
 

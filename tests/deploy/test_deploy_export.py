@@ -34,7 +34,7 @@ def test_deploy_export_commands_accept_their_options(command: list[str]) -> None
     if command[0] == "python":
         prefix, rest = [sys.executable, "-m", command[2]], command[3:]
     else:
-        prefix, rest = [sys.executable, "-c", "from wasteml_server.cli import app; app()"], command[1:]
+        prefix, rest = [sys.executable, "-c", "from wasteml_tools.cli import app; app()"], command[1:]
     positional = [a for a in rest if not a.startswith(("-", "$"))]
     options = [a.split("=")[0] for a in rest if a.startswith("--")]
     result = subprocess.run([*prefix, *positional, "--help"], capture_output=True, text=True, timeout=120,

@@ -80,7 +80,7 @@ def test_deploy_workload_fill_requests(workload: Workload) -> None:
 
 def test_deploy_workload_solve_matrix_is_the_study_matrix(workload: Workload) -> None:
     """The Solve problem's matrix is the Blantyre road-distance matrix as the server's own loader reads it."""
-    from wasteml_server.routing.blantyre import load_road_distance_m
+    from wasteml_tools.routing.blantyre import load_road_distance_m
 
     req = workload.solve_request(random.Random(11))
     problem = req.problem
@@ -98,9 +98,9 @@ def test_deploy_workload_solve_matrix_is_the_study_matrix(workload: Workload) ->
 def test_deploy_workload_solve_day_is_feasible() -> None:
     """The Solve mix's day (12 skips, 3 one-skip trucks, 07:00-15:00) is solved within its 2 s
     limit by the server's default engine, so the load test measures solving, not infeasibility."""
-    from wasteml_server.routing.blantyre import day_problem
     from wasteml_server.routing.engine import DEFAULT_ENGINE, Budget, EngineName, SolveOptions
     from wasteml_server.routing.portfolio import make_engine
+    from wasteml_tools.routing.blantyre import day_problem
 
     workload = Workload(DATA_DIR)
     req = workload.solve_request(random.Random(11))

@@ -35,7 +35,7 @@ from wasteml_export.text_encoder import (
     torch_embedder,
     version_dir,
 )
-from wasteml_server.search.tokenizer import TextTokenizer
+from wasteml_models.tokenizer import TextTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from export_testutils import DATA_DIR, MODEL_REPOSITORY, TRITON_ENV
 
 from wasteml_export.parity import TRITON_MAX_ABS_DIFF, run_parity
 from wasteml_export.text_encoder import INT8_MODEL_NAME, MODEL_NAME
-from wasteml_server.settings import Settings
+from wasteml_server.core.settings import Settings
 
 
 @pytest.fixture(scope="module")

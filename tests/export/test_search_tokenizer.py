@@ -7,13 +7,13 @@ import pytest
 from export_testutils import DATA_DIR, MODEL_REPOSITORY
 
 from wasteml_export.text_encoder import service_request_texts
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.search.tokenizer import (
+from wasteml_models.tokenizer import (
     BUCKET_MULTIPLE,
     MAX_SEQ_LEN,
     TextTokenizer,
     bucket_length,
 )
+from wasteml_server.core.errors import InvalidArgumentError
 
 
 @pytest.fixture(scope="module")

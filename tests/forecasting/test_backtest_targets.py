@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from wasteml_server.forecasting import backtest
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting.demand import GRAINS
 from wasteml_server.forecasting.features import DemandFeatureSpec, select_collection_holidays
+from wasteml_tools.forecasting import backtest
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from wasteml_server.adapters.storage import Database, ModelRegistry
 from wasteml_server.forecasting import repository
-from wasteml_server.forecasting.cli import app
-from wasteml_server.storage import Database, ModelRegistry
+from wasteml_tools.forecasting.cli import app
 
 runner = CliRunner()
 

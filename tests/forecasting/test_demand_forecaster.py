@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wasteml_server.errors import InvalidArgumentError, NotFoundError
-from wasteml_server.forecasting import repository, training
+from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
+from wasteml_server.forecasting import repository
 from wasteml_server.forecasting.demand import (
     GRAINS,
     DemandForecaster,
@@ -16,6 +16,7 @@ from wasteml_server.forecasting.demand import (
     series_key,
 )
 from wasteml_server.forecasting.explain import contributions
+from wasteml_tools.forecasting import training
 
 
 @pytest.fixture(scope="module")

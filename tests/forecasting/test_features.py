@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting.demand import recursive_forecast, training_matrix
 from wasteml_server.forecasting.features import (
     DemandFeatureSpec,

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.forecasting import backtest
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting.onnx_export import (
     OnnxRuntimeInfer,
     add_input_column,
     booster_to_onnx,
 )
+from wasteml_tools.forecasting import backtest
 
 
 def test_readings_map_to_fractions(fullness, data_dir) -> None:

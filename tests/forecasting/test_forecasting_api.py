@@ -14,13 +14,13 @@ from wasteml_testing import DATA_DIR, REPO_ROOT, bad_request
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import common_pb2, forecasting_pb2
+from wasteml_server.adapters.storage import request_hash
+from wasteml_server.adapters.storage.models import PredictionAudit
 from wasteml_server.app import BackgroundServer
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting import repository
 from wasteml_server.forecasting.demand import DemandForecaster
 from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
-from wasteml_server.storage import request_hash
-from wasteml_server.storage.models import PredictionAudit
 
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 MODELS = ("fill_level", "demand_daily", "demand_route_weekly")
@@ -33,7 +33,7 @@ def trained_models() -> None:
     missing = [m for m in MODELS if not repository.trained_versions(MODEL_REPOSITORY, m)]
     if missing:
         pytest.fail(f"no trained version of {', '.join(missing)} in {MODEL_REPOSITORY}: run "
-                    "`.venv/bin/python -m wasteml_server.forecasting.cli demand --no-backtest "
+                    "`.venv/bin/python -m wasteml_tools.forecasting.cli demand --no-backtest "
                     "--no-register` and `... fill-level --no-backtest --no-register`")
 
 

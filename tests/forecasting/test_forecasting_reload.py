@@ -19,8 +19,9 @@ from wasteml.client import WastemlClient
 from wasteml.v1 import admin_pb2, common_pb2, forecasting_pb2
 from wasteml_server.app import BackgroundServer
 from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting import repository, training
+from wasteml_server.forecasting import repository
 from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
+from wasteml_tools.forecasting import training
 
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 
@@ -36,7 +37,7 @@ def repo_copy(tmp_path_factory) -> Path:
     model is trained in it)."""
     if not repository.trained_versions(MODEL_REPOSITORY, "fill_level"):
         pytest.fail(f"fill_level is not trained in {MODEL_REPOSITORY}: run `.venv/bin/python -m "
-                    "wasteml_server.forecasting.cli fill-level --no-backtest --no-register`")
+                    "wasteml_tools.forecasting.cli fill-level --no-backtest --no-register`")
     root = tmp_path_factory.mktemp("model_repository")
     _copy_model("text_encoder", root)
     (root / "fill_level").mkdir()

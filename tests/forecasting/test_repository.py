@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wasteml_server.errors import NotFoundError
+from wasteml_server.core.errors import NotFoundError
 from wasteml_server.forecasting import repository
 
 

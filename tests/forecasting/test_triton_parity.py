@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 import pytest_asyncio
 
+from wasteml_server.core.settings import Settings
 from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting import repository, training
+from wasteml_server.forecasting import repository
 from wasteml_server.forecasting.demand import DemandForecaster
 from wasteml_server.forecasting.inference import triton_infer_fn
 from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
-from wasteml_server.settings import Settings
+from wasteml_tools.forecasting import training
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRITON_ENV = REPO_ROOT / ".venv-triton"
@@ -42,7 +43,7 @@ async def triton(trained_repository, tmp_path_factory):
     """A local Triton serving the trained repository."""
     if not (TRITON_ENV / "bin" / "activate").is_file():
         pytest.skip(".venv-triton is missing (scripts/setup_triton_env.sh)")
-    from wasteml_server.triton.manager import LocalTriton
+    from wasteml_server.adapters.triton.manager import LocalTriton
 
     settings = Settings(model_repository=trained_repository, var_dir=tmp_path_factory.mktemp("var"),
                         triton_env_dir=TRITON_ENV, triton_instance_count=1,

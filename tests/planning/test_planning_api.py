@@ -14,8 +14,8 @@ from wasteml_testing import DATA_DIR
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import planning_pb2, routing_pb2, search_pb2
-from wasteml_server.planning.blantyre_request import plan_day_request
-from wasteml_server.storage import PlanStore
+from wasteml_server.adapters.storage import PlanStore
+from wasteml_tools.planning.blantyre_request import plan_day_request
 
 COLLECTION = "plan_test_complaints"
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.planning.selection import (
     DAY_S,
     BinDecision,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from routing_checker import DATA_DIR
 
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.routing.bench import run_bench, select_instances, summarise, to_markdown
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.engine import EngineName
-from wasteml_server.routing.instances import load_instance
+from wasteml_tools.routing.bench import run_bench, select_instances, summarise, to_markdown
+from wasteml_tools.routing.instances import load_instance
 
 VRP = DATA_DIR / "vrp"
 

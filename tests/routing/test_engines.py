@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from routing_checker import DATA_DIR, violations
 
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.routing.blantyre import day_problem
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.engine import Budget, EngineName, Progress
-from wasteml_server.routing.instances import load_instance
 from wasteml_server.routing.ortools_engine import OrToolsEngine
 from wasteml_server.routing.portfolio import engines_for
 from wasteml_server.routing.problem import (
@@ -26,6 +24,8 @@ from wasteml_server.routing.problem import (
     VisitKind,
 )
 from wasteml_server.routing.pyvrp_engine import PyVrpEngine
+from wasteml_tools.routing.blantyre import day_problem
+from wasteml_tools.routing.instances import load_instance
 
 ENGINES = [OrToolsEngine(), PyVrpEngine()]
 IDS = [e.name for e in ENGINES]

@@ -12,18 +12,18 @@ from dataclasses import replace
 import pytest
 from routing_checker import DATA_DIR, violations
 
-from wasteml_server.errors import (
+from wasteml_server.core.errors import (
     CancelledError,
     InfeasibleProblemError,
     InvalidArgumentError,
     ResourceExhaustedError,
     UnavailableError,
 )
+from wasteml_server.core.settings import Settings
 from wasteml_server.routing.engine import EngineName, SolveOptions
-from wasteml_server.routing.instances import load_instance
 from wasteml_server.routing.pool import JobState, SolverPool
 from wasteml_server.routing.problem import SolveStatus, TimeWindow
-from wasteml_server.settings import Settings
+from wasteml_tools.routing.instances import load_instance
 
 
 @pytest.fixture(scope="module")

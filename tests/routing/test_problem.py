@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wasteml_server.errors import InfeasibleProblemError, InvalidArgumentError
+from wasteml_server.core.errors import InfeasibleProblemError, InvalidArgumentError
 from wasteml_server.routing.feasibility import screen
 from wasteml_server.routing.problem import (
     Depot,

@@ -11,16 +11,7 @@ import pytest
 from routing_checker import DATA_DIR
 
 from wasteml.v1 import routing_pb2
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.routing.blantyre import day_problem
-from wasteml_server.routing.engine import Budget, EngineName, SolveOptions
-from wasteml_server.routing.feasibility import screen
-from wasteml_server.routing.instances import load_instance
-from wasteml_server.routing.ortools_engine import OrToolsEngine
-from wasteml_server.routing.problem import Problem, SolveStatus, VisitKind, haversine_matrices
-from wasteml_server.routing.pyvrp_engine import PyVrpEngine
-from wasteml_server.routing.schedule import build_solution
-from wasteml_server.servicers.routing_convert import (
+from wasteml_server.codecs.routing import (
     options_from_proto,
     options_to_proto,
     problem_from_proto,
@@ -28,6 +19,15 @@ from wasteml_server.servicers.routing_convert import (
     solution_to_proto,
     unassigned_reason,
 )
+from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.routing.engine import Budget, EngineName, SolveOptions
+from wasteml_server.routing.feasibility import screen
+from wasteml_server.routing.ortools_engine import OrToolsEngine
+from wasteml_server.routing.problem import Problem, SolveStatus, VisitKind, haversine_matrices
+from wasteml_server.routing.pyvrp_engine import PyVrpEngine
+from wasteml_server.routing.schedule import build_solution
+from wasteml_tools.routing.blantyre import day_problem
+from wasteml_tools.routing.instances import load_instance
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from wasteml_testing import DATA_DIR, ENCODER_ONNX
 
+from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.search.documents import Document
 from wasteml_server.search.embedding import OnnxEmbedder
 from wasteml_server.search.ingest import BOSTON_311_FILE, read_boston_311, stratified_slice
-from wasteml_server.search.store import MilvusStore
 
 BOSTON_CSV = DATA_DIR / BOSTON_311_FILE
 #: Documents per case type in the test slice (15 types -> <= 300 documents).
@@ -61,7 +61,7 @@ def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """One real Milvus 2.3 standalone process (PyPI ``milvus``) on loopback for the session."""
     if importlib.util.find_spec("milvus") is None:
         pytest.skip("PyPI package 'milvus' (embedded Milvus server) is not installed")
-    from wasteml_server.search.milvus_server import EmbeddedMilvus
+    from wasteml_tools.search.milvus_server import EmbeddedMilvus
 
     data = tmp_path_factory.mktemp("milvus-server")
     server = EmbeddedMilvus(data, startup_timeout_s=180)

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT
 
-from wasteml_server.search.cli import app
+from wasteml_tools.search.cli import app
 
 
 def test_boston_311_command_is_idempotent(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import Document, GeoPoint
 from wasteml_server.search.filters import GeoCircle, SearchFilters
 from wasteml_server.search.ingest import (

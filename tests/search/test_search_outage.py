@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from wasteml_server.errors import UnavailableError
-from wasteml_server.search.store import MilvusStore
+from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.core.errors import UnavailableError
 
 MODEL = "text_encoder:1"
 

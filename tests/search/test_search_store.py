@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.search.documents import Document, GeoPoint
 from wasteml_server.search.filters import (
     GeoBoundingBox,
@@ -16,7 +17,6 @@ from wasteml_server.search.filters import (
     matches,
     matches_mask,
 )
-from wasteml_server.search.store import MilvusStore
 
 MODEL = "text_encoder:1"
 DEAD_ANIMAL = "Pick up Dead Animal"

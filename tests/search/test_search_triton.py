@@ -10,10 +10,10 @@ import pytest
 import pytest_asyncio
 from wasteml_testing import ENCODER_ONNX, REPO_ROOT, TRITON_ENV
 
+from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.search.embedding import TritonEmbedder
 from wasteml_server.search.ingest import index_documents
-from wasteml_server.search.store import MilvusStore
-from wasteml_server.search.tokenizer import TextTokenizer
 
 ENCODER_SOURCE = REPO_ROOT / "model_repository" / "text_encoder"
 
@@ -34,9 +34,9 @@ def encoder_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest_asyncio.fixture(scope="module")
 async def triton_embedder(encoder_repository: Path, tmp_path_factory: pytest.TempPathFactory):
     """TritonEmbedder over the server's TextEncoder on the real local Triton (CPU)."""
-    from wasteml_server.settings import Settings
-    from wasteml_server.text_encoder import TextEncoder
-    from wasteml_server.triton.manager import LocalTriton
+    from wasteml_server.adapters.triton.manager import LocalTriton
+    from wasteml_server.core.settings import Settings
+    from wasteml_server.search.encoder import TextEncoder
 
     settings = Settings(
         model_repository=encoder_repository,

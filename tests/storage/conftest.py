@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import make_url
 
-from wasteml_server.storage import Database, migrate
+from wasteml_server.adapters.storage import Database, migrate
 
 PG_DSN = os.environ.get("WASTEML_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 

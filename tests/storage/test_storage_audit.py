@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from wasteml_server.storage import AUDIT_DROPPED, AuditWriter, Database, request_hash
-from wasteml_server.storage.models import PredictionAudit
+from wasteml_server.adapters.storage import AUDIT_DROPPED, AuditWriter, Database, request_hash
+from wasteml_server.adapters.storage.models import PredictionAudit
 
 METHOD = "/wasteml.v1.Forecasting/PredictFillLevel"
 

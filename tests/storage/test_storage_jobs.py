@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
-from wasteml_server.errors import (
+from wasteml_server.adapters.storage import RESTART_FAILURE_REASON, Database, JobStatus, JobStore
+from wasteml_server.core.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
 )
-from wasteml_server.storage import RESTART_FAILURE_REASON, Database, JobStatus, JobStore
 
 PROBLEM = b"\x0a\x05depot\x12\x03bin" * 100  # opaque serialized bytes, as the servicer stores them
 

@@ -13,11 +13,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
-from wasteml_server.errors import InvalidArgumentError, UnavailableError
-from wasteml_server.storage import Database, current_revision, head_revision, migrate
-from wasteml_server.storage.cli import app
-from wasteml_server.storage.models import Base, PredictionAudit
-from wasteml_server.storage.schema import alembic_config
+from wasteml_server.adapters.storage import Database, current_revision, head_revision, migrate
+from wasteml_server.adapters.storage.models import Base, PredictionAudit
+from wasteml_server.adapters.storage.schema import alembic_config
+from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
+from wasteml_tools.storage_cli import app
 
 TABLES = {"model_versions", "prediction_audit", "solver_jobs", "plans"}
 

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from sqlalchemy import event
 
-from wasteml_server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from wasteml_server.storage import Database, PlanStore
-from wasteml_server.storage.models import Plan
+from wasteml_server.adapters.storage import Database, PlanStore
+from wasteml_server.adapters.storage.models import Plan
+from wasteml_server.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 
 DAY = dt.date(2026, 11, 23)
 PLAN = {

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from wasteml_server.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from wasteml_server.storage import ModelRegistry
+from wasteml_server.adapters.storage import ModelRegistry
+from wasteml_server.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 
 SHA = hashlib.sha256(b"model.onnx bytes").hexdigest()
 

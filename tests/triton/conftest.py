@@ -74,8 +74,8 @@ async def encoder_triton(
     encoder_repository: Path, triton_env: Path, tmp_path_factory: pytest.TempPathFactory
 ):
     """The real local Triton serving the exported text encoder on CPU."""
-    from wasteml_server.settings import Settings
-    from wasteml_server.triton.manager import LocalTriton
+    from wasteml_server.adapters.triton.manager import LocalTriton
+    from wasteml_server.core.settings import Settings
 
     settings = Settings(
         model_repository=encoder_repository,

@@ -17,8 +17,8 @@ import onnxruntime as ort
 import pytest
 from triton_testutils import ENCODER_MODEL, ENCODER_ONNX, encoder_feeds, real_texts
 
-from wasteml_server.triton.manager import LocalTriton
-from wasteml_server.triton.ort_runner import make_session
+from wasteml_server.adapters.triton.manager import LocalTriton
+from wasteml_server.adapters.triton.ort_runner import make_session
 
 pytestmark = [
     pytest.mark.slow,

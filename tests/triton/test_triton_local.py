@@ -17,15 +17,15 @@ import pytest
 import pytest_asyncio
 from triton_testutils import REPO_ROOT, write_affine_onnx
 
-from wasteml_server.errors import (
+from wasteml_server.adapters.triton.client import TritonClient
+from wasteml_server.adapters.triton.manager import LocalTriton, free_port
+from wasteml_server.core.errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
 )
-from wasteml_server.settings import Settings
-from wasteml_server.triton.client import TritonClient
-from wasteml_server.triton.manager import LocalTriton, free_port
+from wasteml_server.core.settings import Settings
 
 
 def _settings(repository: Path, var_dir: Path, env: Path, **extra: object) -> Settings:
@@ -246,8 +246,8 @@ def test_parent_crash_kills_triton(
     )
     code = (
         "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stderr);"
-        "from wasteml_server.settings import Settings;"
-        "from wasteml_server.triton.manager import run_local_triton;"
+        "from wasteml_server.core.settings import Settings;"
+        "from wasteml_server.adapters.triton.manager import run_local_triton;"
         "sys.exit(run_local_triton(Settings()))"
     )
     for how in (signal.SIGTERM, signal.SIGKILL):
@@ -284,7 +284,7 @@ async def test_port_taken_meanwhile_is_retried(
     new ports instead of failing."""
     import socket
 
-    from wasteml_server.triton import manager
+    from wasteml_server.adapters.triton import manager
 
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))

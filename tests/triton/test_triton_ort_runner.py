@@ -10,8 +10,8 @@ import onnxruntime as ort
 import pytest
 from triton_testutils import affine_weights, write_affine_onnx, write_gather_onnx
 
-from wasteml_server.triton import ort_runner
-from wasteml_server.triton.ort_runner import (
+from wasteml_server.adapters.triton import ort_runner
+from wasteml_server.adapters.triton.ort_runner import (
     ModelSignature,
     OrtRunner,
     RequestError,

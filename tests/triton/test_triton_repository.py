@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from wasteml_server.errors import InvalidArgumentError
-from wasteml_server.triton.repository import load_model_config, render_cpu_repository
+from wasteml_server.adapters.triton.repository import load_model_config, render_cpu_repository
+from wasteml_server.core.errors import InvalidArgumentError
 
 
 def _render(source: Path, dest: Path, env: Path) -> tuple:

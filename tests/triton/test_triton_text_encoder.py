@@ -17,8 +17,8 @@ from triton_testutils import (
     texts_csv,
 )
 
-from wasteml_server.triton.manager import LocalTriton
-from wasteml_server.triton.repository import load_model_config
+from wasteml_server.adapters.triton.manager import LocalTriton
+from wasteml_server.adapters.triton.repository import load_model_config
 
 pytestmark = pytest.mark.skipif(
     not ENCODER_ONNX.is_file() or not texts_csv().is_file(),

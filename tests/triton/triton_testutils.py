@@ -114,7 +114,7 @@ ENCODER_ONNX = ENCODER_SOURCE / "1" / "model.onnx"
 
 def texts_csv() -> Path:
     """The real Boston 311 sanitation requests under ``Settings().data_dir``."""
-    from wasteml_server.settings import Settings
+    from wasteml_server.core.settings import Settings
 
     return REPO_ROOT / Settings().data_dir / "service_requests" / "boston_311_2015_sanitation.csv"
 
@@ -137,8 +137,8 @@ def real_texts(n: int) -> list[str]:
 def encoder_feeds(texts: list[str]) -> list[dict[str, np.ndarray]]:
     """Per text, the encoder inputs named as its config names them (input_ids, attention_mask),
     int64 ``[1, bucket]``, tokenised by the server's own tokenizer and padded to its bucket."""
-    from wasteml_server.search.tokenizer import TextTokenizer
-    from wasteml_server.triton.repository import load_model_config
+    from wasteml_models.tokenizer import TextTokenizer
+    from wasteml_server.adapters.triton.repository import load_model_config
 
     config = load_model_config(ENCODER_SOURCE / "config.pbtxt")
     names = [i.name for i in config.input]

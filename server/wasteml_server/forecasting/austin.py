@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 AUSTIN_FILE = "collection/austin_waste_collection_daily_by_route_2016_2021.csv"
 """Path of the Austin file relative to ``settings.data_dir``."""

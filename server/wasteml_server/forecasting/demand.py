@@ -27,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting.austin import SeriesSet
 from wasteml_server.forecasting.features import DemandFeatureSpec, calendar_block, feature_rows
 

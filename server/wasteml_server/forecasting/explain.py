@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 MAX_TOP_K = 32
 """Largest number of contributions returned per prediction."""

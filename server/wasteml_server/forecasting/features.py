@@ -57,7 +57,7 @@ import holidays as holidays_lib
 import numpy as np
 import pandas as pd
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 DAILY_LAGS: tuple[int, ...] = (1, 2, 7, 14, 21, 28, 364)
 """Daily lags in days (the data README's LightGBM baseline)."""

@@ -64,7 +64,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 logger = logging.getLogger(__name__)
 

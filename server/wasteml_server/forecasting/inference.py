@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 InferFn = Callable[[np.ndarray], np.ndarray]
@@ -47,7 +47,7 @@ def triton_infer_fn(client, model_name: str, loop: asyncio.AbstractEventLoop,
     the result).
 
     Args:
-        client: ``wasteml_server.triton.client.TritonClient``.
+        client: ``wasteml_server.adapters.triton.client.TritonClient``.
         model_name: e.g. ``"fill_level"``.
         loop: the event loop that owns ``client``.
         version: model version as a string ("" = Triton's latest ready).

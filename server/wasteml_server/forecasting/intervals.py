@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wasteml_server.errors import InvalidArgumentError, NotFoundError
+from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
 from wasteml_server.forecasting.features import DemandFeatureSpec, weekly_calendar
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 
 def _as_pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import lightgbm as lgb
 import numpy as np
 import onnx
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 INPUT_NAME = "features"
 """Name of the ONNX input tensor (float32 ``[batch, n_features]``)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import lightgbm as lgb
 import onnx
 
-from wasteml_server.errors import NotFoundError
+from wasteml_server.core.errors import NotFoundError
 
 logger = logging.getLogger(__name__)
 

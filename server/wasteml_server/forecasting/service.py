@@ -52,22 +52,22 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import pandas as pd
 
-from wasteml_server import metrics
-from wasteml_server.deadlines import bounded_timeout
-from wasteml_server.errors import (
+from wasteml_server.adapters.storage.audit import AuditWriter, request_hash
+from wasteml_server.adapters.triton.client import ModelVersionState, TritonClient
+from wasteml_server.core import metrics
+from wasteml_server.core.deadlines import bounded_timeout
+from wasteml_server.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
 )
+from wasteml_server.core.settings import Settings
 from wasteml_server.forecasting import explain, repository
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting.demand import GRAINS, DemandForecast, DemandForecaster, series_key
 from wasteml_server.forecasting.inference import triton_infer_fn
 from wasteml_server.forecasting.onnx_export import INPUT_NAME, OUTPUT_NAME
-from wasteml_server.settings import Settings
-from wasteml_server.storage.audit import AuditWriter, request_hash
-from wasteml_server.triton.client import ModelVersionState, TritonClient
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -305,7 +305,7 @@ class ForecastingService:
             try:
                 max_rows = await self._max_batch(model, version)
             except (NotFoundError, UnavailableError):  # not on Triton (yet): production's bound
-                from wasteml_server.triton.repository import load_model_config
+                from wasteml_server.adapters.triton.repository import load_model_config
 
                 cfg = self.model_repository / model / "config.pbtxt"
                 max_rows = max(1, load_model_config(cfg).max_batch_size)

@@ -15,7 +15,7 @@ from datetime import datetime
 
 import numpy as np
 
-from wasteml_server import deadlines
+from wasteml_server.core import deadlines
 from wasteml_server.forecasting.fill_level import BinReadings
 from wasteml_server.forecasting.service import ForecastingService
 from wasteml_server.planning.planner import BinFill
@@ -74,7 +74,7 @@ class PoolRouteSolver:
                     on_progress: Callable[[str, float, float], None]) -> Solution:
         """Submit, stream improvements to ``on_progress``, return the solution.
 
-        The job's deadline is the RPC's (``wasteml_server.deadlines``), so the search stops
+        The job's deadline is the RPC's (``wasteml_server.core.deadlines``), so the search stops
         when the caller would stop waiting.
         """
         left = deadlines.remaining_s()

@@ -33,7 +33,7 @@ from typing import Protocol
 
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.planning.selection import (
     DAY_S,
     BinDecision,

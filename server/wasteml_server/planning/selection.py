@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 
 #: Seconds in a day: the default gap to the next service opportunity.
 DAY_S = 86_400.0

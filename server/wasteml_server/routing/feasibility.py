@@ -9,7 +9,7 @@ passes can still be infeasible as a whole (too few vehicles), which the engines 
 
 from __future__ import annotations
 
-from wasteml_server.errors import InfeasibleProblemError
+from wasteml_server.core.errors import InfeasibleProblemError
 from wasteml_server.routing.problem import Problem, Stop, VehicleType
 
 

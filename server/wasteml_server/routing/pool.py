@@ -4,7 +4,7 @@
   gRPC/asyncio state), each with a duplex pipe and a cancel flag (``multiprocessing.Event``)
   of its own. A worker imports OR-Tools and PyVRP once and then solves one task at a time.
 * **Queue:** at most ``Settings.solver_queue_size`` jobs wait for a worker; one more raises
-  :class:`~wasteml_server.errors.ResourceExhaustedError`.
+  :class:`~wasteml_server.core.errors.ResourceExhaustedError`.
 * **Time limits enforced from outside:** a worker still busy ``solver_kill_grace_s`` after its
   task's time limit is killed and replaced; the task ends with status NO_SOLUTION_IN_TIME.
   OR-Tools checks its limit only now and then in the first-solution phase (measured here,
@@ -42,16 +42,16 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wasteml_server.errors import (
+from wasteml_server.core.errors import (
     CancelledError,
     InvalidArgumentError,
     ResourceExhaustedError,
     UnavailableError,
     WastemlError,
 )
+from wasteml_server.core.settings import Settings
 from wasteml_server.routing.engine import EngineName, SolveOptions
 from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
-from wasteml_server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ def _error_payload(err: BaseException) -> tuple[str, Any]:
 
 
 def _rebuild_error(kind: str, payload: Any) -> BaseException:
-    from wasteml_server import errors
-    from wasteml_server.errors import FieldViolation
+    from wasteml_server.core import errors
+    from wasteml_server.core.errors import FieldViolation
 
     if kind == "InvalidArgumentError":
         (field, desc), *more = payload

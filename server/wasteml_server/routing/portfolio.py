@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.capabilities import ortools_unsupported, pyvrp_unsupported
 from wasteml_server.routing.engine import DEFAULT_ENGINE, Engine, EngineName
 from wasteml_server.routing.problem import Problem, Solution, SolveStatus

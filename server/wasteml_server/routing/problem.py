@@ -1,7 +1,7 @@
 """The routing problem: depots, vehicle types, stops, facilities and the travel matrices.
 
 Plain, frozen dataclasses validated on construction (PyVRP's ``ProblemData`` is the model).
-Bad input raises :class:`wasteml_server.errors.InvalidArgumentError` naming the dotted field,
+Bad input raises :class:`wasteml_server.core.errors.InvalidArgumentError` naming the dotted field,
 e.g. ``"stops[3].time_windows[0]"``, so the gRPC layer can return it as a field violation.
 
 Locations are indices into the matrices (``Problem.distance_m[i, j]`` is the road distance in
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wasteml_server.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
 
 #: Seconds in a day; time windows and shifts must lie within [0, 2 * DAY_S] (night shifts may run
 #: past midnight of the service day).

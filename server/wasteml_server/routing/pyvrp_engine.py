@@ -37,7 +37,7 @@ from functools import reduce
 import numpy as np
 import pyvrp
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.capabilities import pyvrp_unsupported
 from wasteml_server.routing.engine import (
     Progress,

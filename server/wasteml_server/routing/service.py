@@ -6,10 +6,10 @@ serialized by the ``encode_solution`` function the service is built with (the se
 ``solution_to_proto(...).SerializeToString()``; the storage layer keeps protobuf bytes).
 
 * **Solve** (:meth:`RoutingService.solve`): one pool job bounded by its time limit and by the
-  RPC deadline (``wasteml_server.deadlines``) less :data:`REPLY_MARGIN_S` to send the answer;
+  RPC deadline (``wasteml_server.core.deadlines``) less :data:`REPLY_MARGIN_S` to send the answer;
   a caller that goes away (task cancelled) cancels the pool job.
 * **Jobs** (:meth:`submit`, :meth:`get`, :meth:`watch`, :meth:`cancel`): persisted with
-  :class:`~wasteml_server.storage.JobStore`: QUEUED at submit, RUNNING when a worker takes it,
+  :class:`~wasteml_server.adapters.storage.JobStore`: QUEUED at submit, RUNNING when a worker takes it,
   the best objective at most every :data:`PROGRESS_PERSIST_INTERVAL_S` (not per event), then
   SUCCEEDED with the serialized solution, FAILED with the reason (a dead worker: "solver-pool
   unavailable: solver worker (pid N) died (killed by signal 9) ..."), or CANCELLED.
@@ -40,8 +40,9 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from wasteml_server.deadlines import remaining_s
-from wasteml_server.errors import (
+from wasteml_server.adapters.storage import RESTART_FAILURE_REASON, JobRecord, JobStatus, JobStore
+from wasteml_server.core.deadlines import remaining_s
+from wasteml_server.core.errors import (
     AlreadyExistsError,
     CancelledError,
     FailedPreconditionError,
@@ -50,13 +51,12 @@ from wasteml_server.errors import (
     NotFoundError,
     WastemlError,
 )
+from wasteml_server.core.settings import Settings
 from wasteml_server.routing.engine import SolveOptions
 from wasteml_server.routing.feasibility import screen
 from wasteml_server.routing.pool import JobHandle, JobState, SolverPool
 from wasteml_server.routing.portfolio import engines_for
 from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
-from wasteml_server.settings import Settings
-from wasteml_server.storage import RESTART_FAILURE_REASON, JobRecord, JobStatus, JobStore
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from wasteml_server.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
 
 #: Embedding dimension of all-MiniLM-L6-v2 (model card: 384-dimensional dense vectors).
 EMBEDDING_DIM = 384

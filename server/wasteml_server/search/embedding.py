@@ -1,8 +1,8 @@
 """Text embedders: the :class:`Embedder` protocol and its two real implementations.
 
 - :class:`TritonEmbedder`: the server's embedder, an adapter of
-  :class:`wasteml_server.text_encoder.TextEncoder` (tokenises with
-  :class:`~wasteml_server.search.tokenizer.TextTokenizer` into length buckets, so Triton's
+  :class:`wasteml_server.search.encoder.TextEncoder` (tokenises with
+  :class:`~wasteml_models.tokenizer.TextTokenizer` into length buckets, so Triton's
   dynamic batcher can merge requests of equal shape, and calls ``text_encoder`` on Triton).
 - :class:`OnnxEmbedder`: the same exported ONNX graph run in-process by ONNX Runtime (CPU).
   Used where no Triton runs (tests of the search domain, the benchmark baseline, ingestion
@@ -24,9 +24,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError, UnavailableError
+from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
 from wasteml_server.search.documents import EMBEDDING_DIM
-from wasteml_server.search.tokenizer import TextTokenizer
 
 #: Triton / repository name of the fp32 text encoder.
 TEXT_ENCODER = "text_encoder"
@@ -159,7 +159,7 @@ class OnnxEmbedder:
 class TritonEmbedder:
     """The server's embedder: the ``text_encoder`` model on Triton.
 
-    An adapter of :class:`wasteml_server.text_encoder.TextEncoder` (tokenisation into length
+    An adapter of :class:`wasteml_server.search.encoder.TextEncoder` (tokenisation into length
     buckets, concurrent Triton requests of at most 64 rows, reassembly) to the
     :class:`Embedder` protocol.
 

@@ -39,7 +39,7 @@ from datetime import datetime
 
 import numpy as np
 
-from wasteml_server.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
 from wasteml_server.search.documents import GeoPoint, epoch_s, point_violations
 
 #: Mean Earth radius in metres (IUGG mean radius R1 = 6,371,008.8 m; Moritz, "Geodetic

@@ -33,10 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import Document, GeoPoint, validate_documents
 from wasteml_server.search.embedding import Embedder, model_tag
-from wasteml_server.search.store import MilvusStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The transport-free semantic search service (what the ``SemanticSearch`` servicer calls).
 
 Async API over an :class:`~wasteml_server.search.embedding.Embedder` and a
-:class:`~wasteml_server.search.store.MilvusStore`; the store's blocking pymilvus calls run in
+:class:`~wasteml_server.adapters.milvus.MilvusStore`; the store's blocking pymilvus calls run in
 worker threads (``asyncio.to_thread``) so the event loop never blocks on Milvus. Method
 arguments and results are the plain types of :mod:`wasteml_server.search.documents` and
 :mod:`wasteml_server.search.filters`, which mirror ``wasteml.v1`` messages field by field.
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wasteml_server.errors import InvalidArgumentError
+from wasteml_server.adapters.milvus import MilvusStore, validate_collection_name
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import CollectionStats, Document, Hit
 from wasteml_server.search.embedding import Embedder
 from wasteml_server.search.filters import SearchFilters, validate_search
 from wasteml_server.search.ingest import IndexReport, index_documents
-from wasteml_server.search.store import MilvusStore, validate_collection_name
 
 #: Most texts one ``Embed`` call may carry.
 MAX_EMBED_TEXTS = 1024

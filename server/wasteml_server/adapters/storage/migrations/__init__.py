@@ -1,0 +1,1 @@
+"""Alembic migration environment of the SQL store (run through ``wasteml_server.adapters.storage.migrate``)."""

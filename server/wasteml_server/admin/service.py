@@ -1,0 +1,238 @@
+"""Model administration: what Triton has loaded, which versions, and the registry rows.
+
+Combines Triton's repository index and model configuration (explicit model control) with
+the SQL model registry. Transport-free: ``servicers/admin.py`` converts to protobuf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from wasteml_server.adapters.storage import ModelRegistry, RegisteredModel
+from wasteml_server.adapters.triton.client import TritonClient
+from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
+
+#: Triton's model-config data types (``TYPE_FP32``) -> KServe v2 datatypes (``FP32``).
+#: Source: triton-inference-server/common model_config.proto and the KServe v2 protocol.
+_KSERVE_DATATYPE = {
+    "TYPE_BOOL": "BOOL", "TYPE_UINT8": "UINT8", "TYPE_UINT16": "UINT16", "TYPE_UINT32": "UINT32",
+    "TYPE_UINT64": "UINT64", "TYPE_INT8": "INT8", "TYPE_INT16": "INT16", "TYPE_INT32": "INT32",
+    "TYPE_INT64": "INT64", "TYPE_FP16": "FP16", "TYPE_FP32": "FP32", "TYPE_FP64": "FP64",
+    "TYPE_STRING": "BYTES", "TYPE_BF16": "BF16",
+}
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """Readiness of one model version: ``state`` is Triton's (READY, LOADING, UNLOADING,
+    UNAVAILABLE, or "" when never loaded); ``reason`` its explanation."""
+
+    version: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input/output: name, KServe v2 datatype, shape incl. the batch axis (-1 = dynamic)."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model as Triton serves it (config of the loaded model; empty tensors when unloaded)."""
+
+    name: str
+    versions: tuple[VersionStatus, ...]
+    platform: str
+    backend: str
+    max_batch_size: int
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+    @property
+    def ready(self) -> bool:
+        """At least one version is READY."""
+        return any(v.state == "READY" for v in self.versions)
+
+    @property
+    def ready_versions(self) -> list[int]:
+        """Numbers of the READY versions, ascending."""
+        return sorted(int(v.version) for v in self.versions if v.state == "READY" and v.version.isdigit())
+
+
+def _tensors(specs: list[dict[str, Any]], batched: bool) -> tuple[TensorInfo, ...]:
+    out = []
+    for spec in specs:
+        dims = tuple(int(d) for d in spec.get("dims", []))
+        out.append(
+            TensorInfo(
+                name=spec["name"],
+                datatype=_KSERVE_DATATYPE.get(spec.get("data_type", ""), spec.get("data_type", "")),
+                shape=((-1,) if batched else ()) + dims,
+            )
+        )
+    return tuple(out)
+
+
+def _parse_version(field: str, version: str) -> int | None:
+    if not version:
+        return None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidArgumentError(field, f"must be a positive integer version, got {version!r}")
+    return int(version)
+
+
+class ModelAdmin:
+    """Lists, loads and unloads models on Triton and reads the model registry.
+
+    Args:
+        triton: the server's Triton client (explicit model control must be on).
+        registry: the SQL model registry.
+        refresh: awaited with the model name before every load, e.g.
+            ``LocalTriton.refresh_model``: re-renders the local CPU repository so that versions
+            trained since start are seen (None: Triton reads the production repository itself).
+    """
+
+    def __init__(
+        self,
+        triton: TritonClient,
+        registry: ModelRegistry,
+        refresh: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self._triton = triton
+        self._registry = registry
+        self._refresh = refresh
+
+    async def list_models(self, ready_only: bool = False) -> list[ModelInfo]:
+        """Every model in Triton's repository, sorted by name.
+
+        Raises:
+            UnavailableError: Triton cannot be reached.
+        """
+        index = await self._triton.repository_index()
+        names = sorted({row.name for row in index})
+        models = await asyncio.gather(*(self._model_info(name, index) for name in names))
+        return [m for m in models if m.ready or not ready_only]
+
+    async def get_model(self, name: str) -> ModelInfo:
+        """One model by name.
+
+        Raises:
+            InvalidArgumentError: empty name.
+            NotFoundError: the repository has no such model.
+        """
+        if not name:
+            raise InvalidArgumentError("name", "a model name is required")
+        index = await self._triton.repository_index()
+        if not any(row.name == name for row in index):
+            raise NotFoundError(f"model {name!r} is not in the Triton model repository")
+        return await self._model_info(name, index)
+
+    async def load(self, name: str, version: str = "") -> ModelInfo:
+        """Load ``name`` (all versions by its policy) or add one version to those loaded.
+
+        The repository is refreshed first (``refresh``), so a version trained since the
+        server started is loaded too (the config's ``version_policy`` decides which).
+
+        Raises:
+            InvalidArgumentError: empty name or a version that is not a positive integer.
+            NotFoundError: unknown model or version.
+        """
+        wanted = _parse_version("version", version)
+        if not name:
+            raise InvalidArgumentError("name", "a model name is required")
+        if self._refresh is not None:
+            await self._refresh(name)
+        model = await self.get_model(name)
+        if wanted is None:
+            await self._triton.load_model(name)
+        else:
+            await self._triton.load_model(name, sorted({*model.ready_versions, wanted}))
+        return await self.get_model(name)
+
+    async def unload(self, name: str, version: str = "") -> ModelInfo:
+        """Unload the whole model, or one version while the others stay loaded.
+
+        Raises:
+            InvalidArgumentError: empty name or a version that is not a positive integer.
+            NotFoundError: unknown model, or the version is not loaded.
+        """
+        wanted = _parse_version("version", version)
+        model = await self.get_model(name)
+        if wanted is None:
+            await self._triton.unload_model(name)
+        else:
+            if wanted not in model.ready_versions:
+                raise NotFoundError(f"version {wanted} of model {name!r} is not loaded")
+            remaining = [v for v in model.ready_versions if v != wanted]
+            if remaining:
+                await self._triton.load_model(name, remaining)
+            else:
+                await self._triton.unload_model(name)
+        return await self.get_model(name)
+
+    async def registry_entries(
+        self, name: str = "", kind: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[builtins.list[RegisteredModel], str]:
+        """Registry rows, newest first, one page at a time.
+
+        Args:
+            name: only this model ("" for all).
+            kind: only this artefact kind ("" for all).
+            page_size: rows per page, 0 -> 100, at most 1000.
+            page_token: "" for the first page, else the token a previous page returned.
+
+        Returns:
+            ``(rows, next_page_token)``; the token is "" on the last page.
+
+        Raises:
+            InvalidArgumentError: page_size outside 0..1000 or a malformed page token.
+        """
+        if not 0 <= page_size <= MAX_PAGE_SIZE:
+            raise InvalidArgumentError("page_size", f"must be in 0..{MAX_PAGE_SIZE}, got {page_size}")
+        size = page_size or DEFAULT_PAGE_SIZE
+        if page_token and not page_token.isdigit():
+            raise InvalidArgumentError("page_token", "not a token returned by this server")
+        offset = int(page_token or 0)
+        rows = await asyncio.to_thread(self._registry.list, name or None)
+        if kind:
+            rows = [r for r in rows if r.kind == kind]
+        rows.sort(key=lambda r: (r.created_at, r.name, r.version), reverse=True)
+        page = rows[offset : offset + size]
+        next_token = str(offset + size) if offset + size < len(rows) else ""
+        return page, next_token
+
+    async def _model_info(self, name: str, index: list[Any]) -> ModelInfo:
+        versions = tuple(
+            sorted(
+                (VersionStatus(r.version, r.state, r.reason) for r in index if r.name == name),
+                key=lambda v: (len(v.version), v.version),
+            )
+        )
+        config: dict[str, Any] = {}
+        if any(v.state == "READY" for v in versions):
+            try:
+                config = await self._triton.model_config(name)
+            except NotFoundError:
+                config = {}
+        batched = int(config.get("max_batch_size", 0)) > 0
+        return ModelInfo(
+            name=name,
+            versions=versions,
+            platform=config.get("platform", ""),
+            backend=config.get("backend", ""),
+            max_batch_size=int(config.get("max_batch_size", 0)),
+            inputs=_tensors(config.get("input", []), batched),
+            outputs=_tensors(config.get("output", []), batched),
+        )
