@@ -31,8 +31,6 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from wasteml_server.core.errors import InvalidArgumentError
-
 #: Longest token sequence, ``[CLS]`` and ``[SEP]`` included: the model card's ``max_seq_length``
 #: (``sentence_bert_config.json`` of sentence-transformers/all-MiniLM-L6-v2).
 MAX_SEQ_LEN = 256
@@ -182,12 +180,12 @@ class TextTokenizer:
 
     def _validate(self, texts: Sequence[str], field: str) -> None:
         if isinstance(texts, str):
-            raise InvalidArgumentError(field, "must be a list of strings, not one string")
+            raise TypeError(f"{field}: must be a list of strings, not one string")
         if len(texts) == 0:
-            raise InvalidArgumentError(field, "at least one text is required")
+            raise ValueError(f"{field}: at least one text is required")
         for i, t in enumerate(texts):
             if not isinstance(t, str):
-                raise InvalidArgumentError(f"{field}[{i}]", f"must be a string, got {type(t)}")
+                raise TypeError(f"{field}[{i}]: must be a string, got {type(t)}")
 
     def _pad(self, encodings: list, bucket: int) -> tuple[np.ndarray, np.ndarray]:
         ids = np.full((len(encodings), bucket), self.pad_id, dtype=np.int64)
@@ -202,7 +200,7 @@ class TextTokenizer:
         """Tokens per text after truncation, specials included: int64 ``[n]``, each 2..max.
 
         Raises:
-            InvalidArgumentError: ``texts`` is empty or holds a non-string (field ``field``).
+            ValueError / TypeError: ``texts`` is empty or holds a non-string (field ``field``).
         """
         self._validate(texts, field)
         return np.array(
@@ -221,7 +219,7 @@ class TextTokenizer:
             ``bucket_len = bucket_length(longest)``, a multiple of 32 in 32..256.
 
         Raises:
-            InvalidArgumentError: ``texts`` is empty or holds a non-string.
+            ValueError / TypeError: ``texts`` is empty or holds a non-string.
         """
         self._validate(texts, field)
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -242,7 +240,7 @@ class TextTokenizer:
             exactly once.
 
         Raises:
-            InvalidArgumentError: ``texts`` is empty or holds a non-string.
+            ValueError / TypeError: ``texts`` is empty or holds a non-string.
             ValueError: ``max_batch_size < 1``.
         """
         if max_batch_size < 1:

@@ -26,6 +26,8 @@ from wasteml.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
+from wasteml_models import TEXT_ENCODER
+from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
 from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.adapters.storage import (
@@ -44,12 +46,8 @@ from wasteml_server.core import metrics
 from wasteml_server.core.errors import UnavailableError
 from wasteml_server.core.settings import Settings
 from wasteml_server.forecasting.service import ForecastingService
-from wasteml_server.planning.adapters import (
-    ForecastFillPredictor,
-    PoolRouteSolver,
-    SearchComplaintFinder,
-)
-from wasteml_server.planning.planner import CollectionPlanner, PlanSaver
+from wasteml_server.planning.planner import CollectionPlanner
+from wasteml_server.planning.sources import ForecastFillPredictor, SearchComplaintFinder
 from wasteml_server.routing.pool import SolverPool
 from wasteml_server.routing.service import RoutingService
 from wasteml_server.search.embedding import TritonEmbedder
@@ -59,7 +57,7 @@ from wasteml_server.transport.server import Check, Server, ServiceBinding, creat
 from wasteml_server.transport.servicers.admin import ModelAdminServicer
 from wasteml_server.transport.servicers.forecasting import ForecastingServicer
 from wasteml_server.transport.servicers.planning import CollectionPlannerServicer
-from wasteml_server.transport.servicers.routing import RouteOptimizerServicer, encode_solution
+from wasteml_server.transport.servicers.routing import RouteOptimizerServicer
 from wasteml_server.transport.servicers.search import SemanticSearchServicer
 
 logger = logging.getLogger("wasteml.app")
@@ -190,11 +188,14 @@ class Application:
     async def _start_search(self, checks: dict[str, Check]) -> SemanticSearchServicer:
         """The text encoder on Triton and the Milvus store; a Milvus that is down at start leaves
         the other services up and health says so."""
-        tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, self.settings.model_repository)
-        encoder = TextEncoder(self.triton_client, tokenizer, timeout_s=self.settings.triton_timeout_s)
+        repository = self.settings.model_repository
+        tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, repository)
+        signature = await asyncio.to_thread(EncoderSignature.load, repository, TEXT_ENCODER)
+        encoder = TextEncoder(self.triton_client, tokenizer, TEXT_ENCODER, signature,
+                              timeout_s=self.settings.triton_timeout_s)
         self.search = SemanticSearchService(
-            MilvusStore.from_settings(self.settings),
-            TritonEmbedder(encoder, model_version=""),
+            MilvusStore.from_settings(self.settings, signature.dimension),
+            TritonEmbedder(encoder),
             batch_size=self.settings.search_embed_batch,
             in_flight=self.settings.search_embed_in_flight,
         )
@@ -212,7 +213,7 @@ class Application:
         assert self.db is not None
         self.pool = pool = await SolverPool(self.settings).start()
         self._closers.append(self.pool.close)
-        self.routing = RoutingService(self.pool, JobStore(self.db), self.settings, encode_solution)
+        self.routing = RoutingService(self.pool, JobStore(self.db), self.settings)
         await self.routing.start()
         self._closers.append(self.routing.aclose)
 
@@ -225,16 +226,11 @@ class Application:
         return RouteOptimizerServicer(self.routing)
 
     def _start_planning(self) -> CollectionPlannerServicer:
-        """The collection planner over the forecasting, search and routing back-ends."""
-        assert self.db is not None and self.forecasting and self.search and self.pool
-        predictor = ForecastFillPredictor(self.forecasting)
-        solver = PoolRouteSolver(self.pool)
-        search = self.search
-
-        def make_planner(save: PlanSaver, complaint_collection: str = "") -> CollectionPlanner:
-            return CollectionPlanner(predictor, SearchComplaintFinder(search, complaint_collection), solver, save)
-
-        return CollectionPlannerServicer(make_planner, PlanStore(self.db), self.settings.solver_max_time_limit_s)
+        """The collection planner over the forecasting, search and routing services."""
+        assert self.db is not None and self.forecasting and self.search and self.routing
+        planner = CollectionPlanner(ForecastFillPredictor(self.forecasting), SearchComplaintFinder(self.search),
+                                    self.routing, PlanStore(self.db))
+        return CollectionPlannerServicer(planner)
 
     async def _close_backends(self) -> None:
         while self._closers:

@@ -39,8 +39,8 @@ from wasteml.client import WastemlClient
 from wasteml.v1 import admin_pb2, forecasting_pb2, planning_pb2, routing_pb2, search_pb2
 from wasteml_server.app import BackgroundServer
 from wasteml_server.core.settings import Settings
-from wasteml_server.search.ingest import read_boston_311
 from wasteml_tools.planning.blantyre_request import plan_day_request
+from wasteml_tools.search.boston311 import read_boston_311
 
 logger = logging.getLogger("wasteml.demo")
 

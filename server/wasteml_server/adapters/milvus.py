@@ -10,7 +10,7 @@ One :class:`MilvusStore` talks to one Milvus back-end through ``pymilvus.MilvusC
   token (``user:password`` or an API key).
 
 Schema (explicit, no dynamic fields): ``id`` VARCHAR(128) primary key; ``vector``
-FLOAT_VECTOR(384), L2-normalised; ``text`` VARCHAR(8192); ``kind``, ``source`` VARCHAR(256);
+FLOAT_VECTOR(dimension), L2-normalised; ``text`` VARCHAR(8192); ``kind``, ``source`` VARCHAR(256);
 ``lat``, ``lon`` DOUBLE (WGS84 degrees, :data:`~wasteml_server.search.filters.NO_LOCATION_DEG`
 when the document has none); ``created_at`` INT64 (epoch seconds, UTC); ``geo_fallback`` BOOL
 (``location_approximate``); ``model`` VARCHAR(128) (``name:version`` of the encoder that made
@@ -73,13 +73,9 @@ import grpc
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from wasteml_server.core.errors import (
-    FailedPreconditionError,
-    InvalidArgumentError,
-    UnavailableError,
-)
+from wasteml_server.core.common import ModelRef
+from wasteml_server.core.errors import FailedPreconditionError, InternalError, UnavailableError
 from wasteml_server.search.documents import (
-    EMBEDDING_DIM,
     MAX_ID_CHARS,
     MAX_LABEL_BYTES,
     MAX_TEXT_BYTES,
@@ -89,6 +85,7 @@ from wasteml_server.search.documents import (
     Hit,
     epoch_s,
     from_epoch_s,
+    validate_collection_name,
 )
 from wasteml_server.search.filters import (
     NO_LOCATION_DEG,
@@ -126,33 +123,11 @@ VECTOR_INDEX_TYPES = ("HNSW", "FLAT")
 #: Valid Milvus consistency levels (pymilvus names).
 CONSISTENCY_LEVELS = ("Strong", "Session", "Bounded", "Eventually")
 
-_COLLECTION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
 def is_lite_uri(uri: str) -> bool:
     """True for a Milvus Lite URI (a local path ending in ``.db``), False for a server URI."""
     return not uri.startswith(("http://", "https://", "tcp://", "unix:", "grpc://")) and uri.endswith(
         ".db"
     )
-
-
-def validate_collection_name(name: str, field: str = "collection") -> str:
-    """Check a collection name (Milvus rules: a letter or ``_`` first, then letters, digits,
-    ``_``; at most 255 characters).
-
-    Raises:
-        InvalidArgumentError: naming ``field``.
-    """
-    if (
-        not name
-        or len(name) > 255
-        or not (name[0].isalpha() or name[0] == "_")
-        or not set(name) <= _COLLECTION_NAME_CHARS
-    ):
-        raise InvalidArgumentError(
-            field, "must start with a letter or '_' and hold only letters, digits and '_'"
-        )
-    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +142,9 @@ class StoredDocument:
     fields: dict[str, Any]
 
 
-def document_row(doc: Document, vector: np.ndarray, model: str) -> dict[str, Any]:
-    """The Milvus row of a document: scalar fields plus its float32 ``[384]`` vector.
+def document_row(doc: Document, vector: np.ndarray, model: ModelRef) -> dict[str, Any]:
+    """The Milvus row of a document: scalar fields plus its float32 vector; ``model`` is stored
+    as ``"name:version"`` (``str(ModelRef)``).
 
     ``created_at`` becomes floored epoch seconds; a missing location becomes
     :data:`NO_LOCATION_DEG` for both coordinates.
@@ -184,7 +160,7 @@ def document_row(doc: Document, vector: np.ndarray, model: str) -> dict[str, Any
         "created_at": epoch_s(doc.created_at),
         "source": doc.source,
         "geo_fallback": bool(doc.location_approximate),
-        "model": model,
+        "model": str(model),
     }
 
 
@@ -214,6 +190,7 @@ class MilvusStore:
             seconds (``settings.milvus_admin_timeout_s``; at least ``timeout_s``).
         index_type: vector index of collections this store creates, ``"FLAT"`` or ``"HNSW"``
             (``settings.milvus_index_type``); an existing collection keeps its index.
+        dimension: vector dimension, the encoder's (``EncoderSignature.dimension``).
 
     Raises:
         ValueError: bad ``consistency_level`` or ``timeout_s`` <= 0.
@@ -230,6 +207,7 @@ class MilvusStore:
         hnsw_ef: int = 64,
         admin_timeout_s: float = 120.0,
         index_type: str = "FLAT",
+        dimension: int,
     ) -> None:
         if consistency_level not in CONSISTENCY_LEVELS:
             raise ValueError(f"consistency_level must be one of {CONSISTENCY_LEVELS}")
@@ -246,6 +224,9 @@ class MilvusStore:
         self.index_type = index_type.upper()
         if self.index_type not in VECTOR_INDEX_TYPES:
             raise ValueError(f"index_type must be one of {VECTOR_INDEX_TYPES}")
+        if dimension < 1:
+            raise ValueError("dimension must be >= 1")
+        self.dimension = int(dimension)
         self._token = token
         self._client: MilvusClient | None = None
         self._lock = threading.Lock()
@@ -256,8 +237,9 @@ class MilvusStore:
         self._server_version: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> MilvusStore:
-        """A store configured from ``wasteml_server.core.settings.Settings``."""
+    def from_settings(cls, settings: Any, dimension: int) -> MilvusStore:
+        """A store configured from ``wasteml_server.core.settings.Settings``, for vectors of
+        ``dimension``."""
         return cls(
             str(settings.milvus_uri),
             token=settings.milvus_token,
@@ -267,6 +249,7 @@ class MilvusStore:
             hnsw_ef=settings.milvus_hnsw_ef,
             admin_timeout_s=settings.milvus_admin_timeout_s,
             index_type=settings.milvus_index_type,
+            dimension=dimension,
         )
 
     # --- connection ---------------------------------------------------------------------------
@@ -413,7 +396,7 @@ class MilvusStore:
             if not c.has_collection(name, timeout=t):
                 schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
                 schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_CHARS)
-                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=EMBEDDING_DIM)
+                schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
                 schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
                 schema.add_field("kind", DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
                 schema.add_field("source", DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
@@ -447,10 +430,10 @@ class MilvusStore:
                     for f in desc.get("fields", [])
                     if f.get("name") == "vector"
                 ]
-                if dims != [EMBEDDING_DIM]:
+                if dims != [self.dimension]:
                     raise FailedPreconditionError(
                         f"collection {name!r} exists with vector dimension {dims}, "
-                        f"expected {EMBEDDING_DIM}"
+                        f"expected {self.dimension}"
                     )
             c.load_collection(name, timeout=t)
 
@@ -483,14 +466,14 @@ class MilvusStore:
         self,
         docs: Sequence[Document],
         vectors: np.ndarray,
-        model: str,
+        model: ModelRef,
         collection: str | None = None,
     ) -> int:
         """Insert or replace documents by id (idempotent).
 
         Args:
             docs: n validated documents with distinct ids.
-            vectors: float32 ``[n, 384]``, unit norm (cosine).
+            vectors: float32 ``[n, dimension]``, unit norm (cosine).
             model: ``name:version`` of the encoder that produced ``vectors``.
             collection: target collection; default the store's.
 
@@ -498,14 +481,13 @@ class MilvusStore:
             number of rows upserted (n).
 
         Raises:
-            InvalidArgumentError: ``vectors`` has the wrong shape (field ``vectors``).
+            InternalError: ``vectors`` has the wrong shape (the caller's embedding is wrong).
             UnavailableError: Milvus is down.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(docs), EMBEDDING_DIM):
-            raise InvalidArgumentError(
-                "vectors", f"must be [{len(docs)}, {EMBEDDING_DIM}], got {list(vectors.shape)}"
-            )
+        if vectors.shape != (len(docs), self.dimension):
+            raise InternalError(f"upsert: vectors must be [{len(docs)}, {self.dimension}], "
+                                f"got {list(vectors.shape)}")
         if not docs:
             return 0
         name = self._name(collection)
@@ -515,7 +497,7 @@ class MilvusStore:
         return int(res.get("upsert_count", len(rows)) if isinstance(res, dict) else len(rows))
 
     def changed(
-        self, docs: Sequence[Document], model: str, collection: str | None = None
+        self, docs: Sequence[Document], model: ModelRef, collection: str | None = None
     ) -> list[bool]:
         """For each document, whether it differs from the stored row (or is not stored).
 
@@ -620,7 +602,7 @@ class MilvusStore:
         warning is logged). ``min_score`` stops the growth once a returned score is below it.
 
         Args:
-            vector: float32 ``[384]`` query embedding, unit norm.
+            vector: float32 ``[dimension]`` query embedding, unit norm.
             top_k: 1..1000 hits wanted (validated by the caller).
             filters: validated filters or ``None``.
             collection: collection to search; default the store's.
@@ -775,13 +757,13 @@ class MilvusStore:
         return CollectionStats(
             collection=name,
             document_count=count,
-            dimension=EMBEDDING_DIM,
+            dimension=self.dimension,
             index_type=str(index.get("index_type", "")),
             metric_type=str(index.get("metric_type", METRIC)),
             backend=self.backend,
             consistency_level=self.consistency_level,
             documents_by_kind=dict(Counter(r["kind"] for r in rows)),
-            embedding_models=dict(Counter(r["model"] for r in rows)),
+            embedding_models=dict(Counter(ModelRef.parse(r["model"]) for r in rows)),
             index_params=params,
             server_version=self.server_version(),
         )

@@ -1,7 +1,9 @@
 """Model administration: what Triton has loaded, which versions, and the registry rows.
 
-Combines Triton's repository index and model configuration (explicit model control) with
-the SQL model registry. Transport-free: ``servicers/admin.py`` converts to protobuf.
+Combines the model server's repository index and model configuration (explicit model control,
+the ``core.inference.ModelControl`` port; Triton in the server) with the model registry (the
+``admin.registry.RegistryReader`` port; the SQL store). Transport-free: ``codecs.admin``
+converts to protobuf.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from wasteml_server.adapters.storage import ModelRegistry, RegisteredModel
-from wasteml_server.adapters.triton.client import TritonClient
+from wasteml_server.admin.registry import RegisteredModel, RegistryReader
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
+from wasteml_server.core.inference import ModelControl, ModelVersionState
 
 #: Triton's model-config data types (``TYPE_FP32``) -> KServe v2 datatypes (``FP32``).
 #: Source: triton-inference-server/common model_config.proto and the KServe v2 protocol.
@@ -85,20 +88,12 @@ def _tensors(specs: list[dict[str, Any]], batched: bool) -> tuple[TensorInfo, ..
     return tuple(out)
 
 
-def _parse_version(field: str, version: str) -> int | None:
-    if not version:
-        return None
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidArgumentError(field, f"must be a positive integer version, got {version!r}")
-    return int(version)
-
-
 class ModelAdmin:
     """Lists, loads and unloads models on Triton and reads the model registry.
 
     Args:
-        triton: the server's Triton client (explicit model control must be on).
-        registry: the SQL model registry.
+        triton: the model server (explicit model control must be on).
+        registry: the model registry.
         refresh: awaited with the model name before every load, e.g.
             ``LocalTriton.refresh_model``: re-renders the local CPU repository so that versions
             trained since start are seen (None: Triton reads the production repository itself).
@@ -106,8 +101,8 @@ class ModelAdmin:
 
     def __init__(
         self,
-        triton: TritonClient,
-        registry: ModelRegistry,
+        triton: ModelControl,
+        registry: RegistryReader,
         refresh: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._triton = triton
@@ -149,7 +144,7 @@ class ModelAdmin:
             InvalidArgumentError: empty name or a version that is not a positive integer.
             NotFoundError: unknown model or version.
         """
-        wanted = _parse_version("version", version)
+        wanted = ModelRef.parse_version(version, "version")
         if not name:
             raise InvalidArgumentError("name", "a model name is required")
         if self._refresh is not None:
@@ -168,7 +163,7 @@ class ModelAdmin:
             InvalidArgumentError: empty name or a version that is not a positive integer.
             NotFoundError: unknown model, or the version is not loaded.
         """
-        wanted = _parse_version("version", version)
+        wanted = ModelRef.parse_version(version, "version")
         model = await self.get_model(name)
         if wanted is None:
             await self._triton.unload_model(name)
@@ -213,7 +208,7 @@ class ModelAdmin:
         next_token = str(offset + size) if offset + size < len(rows) else ""
         return page, next_token
 
-    async def _model_info(self, name: str, index: list[Any]) -> ModelInfo:
+    async def _model_info(self, name: str, index: list[ModelVersionState]) -> ModelInfo:
         versions = tuple(
             sorted(
                 (VersionStatus(r.version, r.state, r.reason) for r in index if r.name == name),

@@ -1,21 +1,29 @@
-"""Transport-free domain errors and the one table that maps them to gRPC status codes.
+"""Transport-free domain errors, and the field-path scope converters raise them under.
 
-Domain modules (search, routing, forecasting, planning, storage, triton) raise these and
-nothing transport-specific. The servicers never build status codes by hand: the
-``grpc_status_for`` table below is applied by the error-mapping layer in
-``wasteml_server.grpc_errors`` (status code + ``google.rpc.Status`` details).
+Domain modules (search, routing, forecasting, planning, admin) and adapters (Triton, Milvus,
+SQL) raise these and nothing transport-specific; the one table that maps them to gRPC status
+codes lives in the transport layer (``wasteml_server.transport.status``).
 
-Status code meanings follow the gRPC spec (https://grpc.github.io/grpc/core/md_doc_statuscodes.html):
-``INVALID_ARGUMENT`` for bad input regardless of system state, ``FAILED_PRECONDITION`` for
-input that is valid but not in the current state, ``UNAVAILABLE`` for a transient
-dependency outage (clients may retry), ``RESOURCE_EXHAUSTED`` for full queues and rate limits.
+Their meanings follow the gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html):
+``InvalidArgumentError`` for bad input regardless of system state, ``FailedPreconditionError``
+for input that is valid but not in the current state, ``UnavailableError`` for a transient
+dependency outage (clients may retry), ``ResourceExhaustedError`` for full queues and rate
+limits, ``InternalError`` for a fault of this server (never the caller's).
+
+Field paths: an ``InvalidArgumentError`` names the field by its path in the *request message*
+(``problem.stops[3].time_windows[0].end_s``). Domain types carry the contract's field names, so
+a value object validates its own fields by their names and every container that builds it
+wraps the construction in :func:`under` with the child's path: the path grows as the
+converters recurse, and no layer renames another's paths.
+
+Every error pickles with its fields (the solver pool sends them between processes).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-
-import grpc
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,7 @@ class FieldViolation:
     """One bad field of a request, as ``google.rpc.BadRequest.FieldViolation``.
 
     Attributes:
-        field: dotted path of the field in the request message, e.g. ``"filters.geo_radius.radius_m"``
+        field: dotted path of the field in the request message, e.g. ``"filters.radius.radius_m"``
             or ``"stops[3].time_windows[0]"``.
         description: why the value is rejected, in words a caller can act on.
     """
@@ -38,6 +46,9 @@ class WastemlError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.message,))
 
 
 class InvalidArgumentError(WastemlError, ValueError):
@@ -55,10 +66,39 @@ class InvalidArgumentError(WastemlError, ValueError):
         self.violations: tuple[FieldViolation, ...] = (FieldViolation(field, description), *more)
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        first, *more = self.violations
+        return (type(self), (first.field, first.description, *more))
+
     @property
     def field(self) -> str:
         """The field path of the first violation."""
         return self.violations[0].field
+
+    def prefixed(self, prefix: str) -> InvalidArgumentError:
+        """The same violations with ``prefix.`` before every field path."""
+        fixed = [FieldViolation(f"{prefix}.{v.field}" if v.field else prefix, v.description)
+                 for v in self.violations]
+        return InvalidArgumentError(fixed[0].field, fixed[0].description, *fixed[1:])
+
+
+@contextlib.contextmanager
+def under(prefix: str) -> Iterator[None]:
+    """Report ``InvalidArgumentError`` raised in the block with ``prefix.`` before each field path.
+
+    For converters and builders that construct nested objects as they walk a request::
+
+        with under(f"stops[{i}]"):
+            stop = Stop(...)          # a bad skip_penalty is reported as "stops[3].skip_penalty"
+
+    An empty ``prefix`` leaves the paths as they are.
+    """
+    try:
+        yield
+    except InvalidArgumentError as err:
+        if not prefix:
+            raise
+        raise err.prefixed(prefix) from None
 
 
 class NotFoundError(WastemlError):
@@ -87,6 +127,10 @@ class UnavailableError(WastemlError):
     def __init__(self, dependency: str, message: str) -> None:
         super().__init__(f"{dependency} unavailable: {message}")
         self.dependency = dependency
+        self.detail = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.dependency, self.detail))
 
 
 class ResourceExhaustedError(WastemlError):
@@ -112,29 +156,8 @@ class InfeasibleProblemError(WastemlError):
     """
 
 
-#: The one table from domain errors to gRPC status codes; first matching class wins,
-#: so subclasses must come before their bases.
-STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
-    (InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
-    (InfeasibleProblemError, grpc.StatusCode.FAILED_PRECONDITION),
-    (FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
-    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
-    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
-    (CancelledError, grpc.StatusCode.CANCELLED),
-    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
-)
-
-
-def grpc_status_for(error: BaseException) -> grpc.StatusCode:
-    """Status code for ``error`` by ``STATUS_TABLE``; ``INTERNAL`` for anything unmapped.
-
-    Unmapped exceptions are bugs: the caller gets ``INTERNAL`` with a generic message and the
-    traceback goes to the server log only.
+class InternalError(WastemlError):
+    """A fault of this server, not of the caller (``INTERNAL``): e.g. a dependency rejecting a
+    tensor or a row this server built. The caller gets a generic message with an incident id;
+    ``message`` goes to the server log only.
     """
-    for cls, code in STATUS_TABLE:
-        if isinstance(error, cls):
-            return code
-    return grpc.StatusCode.INTERNAL

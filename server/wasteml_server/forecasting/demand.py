@@ -8,18 +8,18 @@ uses the predictions of steps ``1..h-1`` as lags (``recursive_forecast``).
 
 Inference is injected: ``DemandForecaster`` builds the feature rows and calls
 ``infer(features: float32 [n, n_features]) -> float [n] or [n, 1]`` (kilograms), which is a
-Triton call in the server and in-process ONNX Runtime (``onnx_export.OnnxRuntimeInfer``) in
+Triton call in the server and in-process ONNX Runtime (``inference.OnnxRuntimeInfer``) in
 tests; both run the same ``model.onnx``, so they give the same numbers.
 
-ONNX signature of both demand models: input ``features`` float32 ``[batch, n_features]`` with
-columns in ``metadata.json["feature_names"]`` order (``features.py`` documents each column);
-output ``prediction`` float32 ``[batch, 1]``, kilograms per period.
+ONNX signature of both demand models (tensor names as their ``config.pbtxt`` states): input
+float32 ``[batch, n_features]`` with columns in ``metadata.json["feature_names"]`` order
+(``features.py`` documents each column); output float32 ``[batch, 1]``, kilograms per period.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,14 +27,36 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from wasteml_models import DEMAND_DAILY, DEMAND_ROUTE_WEEKLY
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting.austin import SeriesSet
 from wasteml_server.forecasting.features import DemandFeatureSpec, calendar_block, feature_rows
+from wasteml_server.forecasting.inference import InferFn
 
 logger = logging.getLogger(__name__)
 
-InferFn = Callable[[np.ndarray], np.ndarray]
-"""``infer(features float32 [n, f]) -> predictions [n] or [n, 1]`` in the target's unit."""
+
+class SeriesGrain(enum.StrEnum):
+    """The demand grains (``wasteml.v1.SeriesGrain``); values as stored in model metadata."""
+
+    SERVICE_LINE_DAILY = "daily"
+    """City-daily kilograms per service line (``demand_daily``)."""
+    ROUTE_WEEKLY = "weekly"
+    """Weekly kilograms per garbage route (``demand_route_weekly``)."""
+
+
+class ModelFamily(enum.StrEnum):
+    """Which model family answers a demand forecast (``wasteml.v1.DemandModel``)."""
+
+    LIGHTGBM = "lightgbm"
+    """Points from the ONNX LightGBM model (Triton), Prophet quantiles re-centred on them."""
+    PROPHET = "prophet"
+    """Prophet's predictive median and quantiles (in-process)."""
+
+
+#: Registry/model name suffix of the Prophet interval models of a demand model version.
+PROPHET_SUFFIX = "_prophet"
 
 
 @dataclass(frozen=True)
@@ -42,7 +64,7 @@ class GrainConfig:
     """Per-grain constants of demand modelling.
 
     Attributes:
-        grain: ``"daily"`` or ``"weekly"``.
+        grain: the grain.
         model_name: Triton model name (folder in ``model_repository``).
         season: seasonal lag of the MASE scale and of the seasonal-naive baseline, in periods
             (7 days daily, as the README; weekly MASE uses lag 1 and the seasonal naive 52 weeks).
@@ -57,7 +79,7 @@ class GrainConfig:
             float32 rounding of the ONNX trees) small.
     """
 
-    grain: str
+    grain: SeriesGrain
     model_name: str
     season: int
     mase_lag: int
@@ -86,11 +108,13 @@ _BASE_PARAMS = {
     "verbose": -1,
 }
 
-GRAINS: dict[str, GrainConfig] = {
-    "daily": GrainConfig("daily", "demand_daily", season=7, mase_lag=7, max_horizon=56,
+GRAINS: dict[SeriesGrain, GrainConfig] = {
+    SeriesGrain.SERVICE_LINE_DAILY: GrainConfig(
+                         SeriesGrain.SERVICE_LINE_DAILY, DEMAND_DAILY, season=7, mase_lag=7, max_horizon=56,
                          lgb_params=dict(_BASE_PARAMS), num_boost_round=600,
                          base_feature="mean_same_dow_4"),
-    "weekly": GrainConfig("weekly", "demand_route_weekly", season=52, mase_lag=1, max_horizon=8,
+    SeriesGrain.ROUTE_WEEKLY: GrainConfig(
+                          SeriesGrain.ROUTE_WEEKLY, DEMAND_ROUTE_WEEKLY, season=52, mase_lag=1, max_horizon=8,
                           lgb_params=dict(_BASE_PARAMS, num_leaves=63, min_data_in_leaf=40),
                           num_boost_round=500, base_feature="mean_4"),
 }
@@ -198,8 +222,10 @@ class DemandForecast:
         point_kg: float64 ``[H]`` point forecast, kilograms per period (>= 0).
         quantiles: float64 ``[Q]`` requested quantile levels in (0, 1).
         quantile_kg: float64 ``[Q, H]`` forecast quantiles, kilograms (>= 0).
-        model_name, model_version: the serving model (Prophet intervals come from the same
-            version folder).
+        model_name, model_version: the demand model version (Prophet intervals come from the
+            same version folder).
+        origin: the last observed period the forecast starts after.
+        family: the family that produced the points.
         contributions: per step, a tuple of ``explain.Contribution`` (empty unless asked for;
             LightGBM family only).
     """
@@ -211,29 +237,37 @@ class DemandForecast:
     quantile_kg: np.ndarray
     model_name: str
     model_version: int
+    origin: pd.Timestamp
+    family: ModelFamily = ModelFamily.LIGHTGBM
     contributions: tuple = ()
 
     @property
-    def interval_model(self) -> tuple[str, int] | None:
-        """``(name, version)`` of the Prophet models behind the quantiles (registered as
-        ``<model_name>_prophet`` with the same version), None without quantiles."""
+    def model(self) -> ModelRef:
+        """The model that made the points: the LightGBM model, or its Prophet models
+        (registered as ``<model_name>_prophet`` with the same version)."""
+        suffix = PROPHET_SUFFIX if self.family is ModelFamily.PROPHET else ""
+        return ModelRef(self.model_name + suffix, self.model_version)
+
+    @property
+    def interval_model(self) -> ModelRef | None:
+        """The Prophet models behind the quantiles, None without quantiles."""
         if not len(self.quantiles):
             return None
-        return f"{self.model_name}_prophet", self.model_version
+        return ModelRef(self.model_name + PROPHET_SUFFIX, self.model_version)
 
 
-def series_key(grain: str, series_id: str) -> str:
+def series_key(grain: SeriesGrain, series_id: str) -> str:
     """Internal series id from the contract's ``SeriesId`` (grain name + id).
 
     Args:
-        grain: ``"daily"`` (SERVICE_LINE_DAILY) or ``"weekly"`` (ROUTE_WEEKLY).
+        grain: the grain.
         series_id: service line (``"garbage"``, ``"recycling"``) or route code (``"PAM03"``).
 
     Raises:
         InvalidArgumentError: unknown grain (field ``series.grain``) or empty id (``series.id``).
     """
     if grain not in GRAINS:
-        raise InvalidArgumentError("series.grain", f"must be 'daily' or 'weekly', got {grain!r}")
+        raise InvalidArgumentError("series.grain", f"must be one of {', '.join(g.name for g in GRAINS)}")
     if not series_id:
         raise InvalidArgumentError("series.id", "must not be empty")
     return f"{grain}:{series_id}"
@@ -247,7 +281,7 @@ class DemandForecaster:
         history: the grain's series (all of ``metadata['feature_spec']['series_ids']``), from
             the data file the model was trained on.
         infer: ``InferFn`` running the version's ``model.onnx`` (Triton in the server,
-            ``onnx_export.OnnxRuntimeInfer`` in-process).
+            ``inference.OnnxRuntimeInfer`` in-process).
         prophets: the version's Prophet bundle (needed for quantiles).
         booster: the version's booster (needed for contributions).
 
@@ -274,7 +308,7 @@ class DemandForecaster:
         self._index = history.index
 
     @classmethod
-    def load(cls, model_repository: Path, data_dir: Path, grain: str,
+    def load(cls, model_repository: Path, data_dir: Path, grain: SeriesGrain,
              version: int | None = None, infer: InferFn | None = None,
              preload: bool = True) -> DemandForecaster:
         """Load a trained version from ``model_repository`` and its history from ``data_dir``.
@@ -282,7 +316,7 @@ class DemandForecaster:
         Args:
             model_repository: ``settings.model_repository``.
             data_dir: ``settings.data_dir``.
-            grain: ``"daily"`` or ``"weekly"``.
+            grain: the grain.
             version: the version, or None for the latest trained one.
             infer: inference function; None runs the version's ``model.onnx`` in-process.
             preload: deserialise all Prophet models now (server start) rather than lazily.
@@ -292,11 +326,11 @@ class DemandForecaster:
             InvalidArgumentError: unknown grain (field ``grain``).
         """
         from wasteml_server.forecasting import austin, repository
+        from wasteml_server.forecasting.inference import OnnxRuntimeInfer
         from wasteml_server.forecasting.intervals import PROPHET_FILE, ProphetBundle
-        from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
 
         if grain not in GRAINS:
-            raise InvalidArgumentError("grain", f"must be 'daily' or 'weekly', got {grain!r}")
+            raise InvalidArgumentError("series.grain", f"must be one of {', '.join(g.name for g in GRAINS)}")
         name = GRAINS[grain].model_name
         v = repository.resolve_version(model_repository, name, version)
         meta = repository.load_metadata(model_repository, name, v)
@@ -305,7 +339,7 @@ class DemandForecaster:
         if austin.file_sha256(path) != meta["data"]["sha256"]:
             logger.warning("%s differs from the file %s v%d was trained on", path, name, v)
         df = austin.load_austin(data_dir)
-        history = austin.city_daily(df) if grain == "daily" else austin.route_weekly(df)
+        history = austin.city_daily(df) if grain is SeriesGrain.SERVICE_LINE_DAILY else austin.route_weekly(df)
         if infer is None:
             infer = OnnxRuntimeInfer(vdir / repository.ONNX_FILE)
         prophets = ProphetBundle(vdir / PROPHET_FILE) if (vdir / PROPHET_FILE).is_file() else None
@@ -326,7 +360,7 @@ class DemandForecaster:
 
     def forecast(self, series_id: str, horizon: int, quantiles: tuple[float, ...] = (),
                  top_k: int = 0, origin: pd.Timestamp | None = None,
-                 family: str = "lightgbm") -> DemandForecast:
+                 family: ModelFamily = ModelFamily.LIGHTGBM) -> DemandForecast:
         """Forecast one series.
 
         Args:
@@ -337,8 +371,8 @@ class DemandForecaster:
             origin: last observed period to forecast from (a backtest origin); None = the
                 last period of the data. Must be a period end within the history with at
                 least ``spec.max_lag`` periods before it.
-            family: ``"lightgbm"`` (points from the ONNX model, Prophet quantiles re-centred on
-                them) or ``"prophet"`` (Prophet's predictive median and quantiles).
+            family: LIGHTGBM (points from the ONNX model, Prophet quantiles re-centred on them)
+                or PROPHET (Prophet's predictive median and quantiles).
 
         Returns:
             ``DemandForecast`` in kilograms.
@@ -359,9 +393,8 @@ class DemandForecaster:
         for i, level in enumerate(q):
             if not 0.0 < level < 1.0:
                 raise InvalidArgumentError(f"quantiles[{i}]", f"must be in (0, 1), got {level}")
-        if family not in ("lightgbm", "prophet"):
-            raise InvalidArgumentError("model_family", f"unknown family {family!r}")
-        if (q.size or family == "prophet") and self._prophets is None:
+        family = ModelFamily(family)
+        if (q.size or family is ModelFamily.PROPHET) and self._prophets is None:
             raise InvalidArgumentError("quantiles", "this model version has no Prophet models")
         end = len(self._index)
         if origin is not None:
@@ -376,16 +409,16 @@ class DemandForecaster:
         index = self._index[:end]
         ends = pd.DatetimeIndex(index[-1] + self.spec.period * np.arange(1, horizon + 1))
         contribs: tuple = ()
-        if family == "lightgbm":
+        if family is ModelFamily.LIGHTGBM:
             pred, rows = recursive_forecast(hist, index, self.spec, horizon, self._infer,
                                             np.array([code]))
             point = pred[0]
             if top_k:
                 contribs = self._explain(rows[:, 0, :], top_k)
         median = qs = None
-        if q.size or family == "prophet":
+        if q.size or family is ModelFamily.PROPHET:
             median, qs = self._prophets.quantiles(series_id, ends, q, self.spec)
-        if family == "prophet":
+        if family is ModelFamily.PROPHET:
             point = np.maximum(median, 0.0)
             qkg = np.maximum(qs, 0.0)
         elif q.size:
@@ -393,7 +426,7 @@ class DemandForecaster:
         else:
             qkg = np.zeros((0, horizon))
         return DemandForecast(series_id, ends, point, q, qkg, self.model_name,
-                              self.model_version, contribs)
+                              self.model_version, index[-1], family, contribs)
 
     def _explain(self, rows: np.ndarray, top_k: int) -> tuple:
         from wasteml_server.forecasting.explain import top_contributions

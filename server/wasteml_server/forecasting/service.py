@@ -19,7 +19,7 @@ the model has no trained version in ``model_repository``  FAILED_PRECONDITION (t
 trained but no version READY on Triton (unloaded)          FAILED_PRECONDITION (LoadModel)
 a version LOADING on Triton and none READY                 UNAVAILABLE (retry)
 pinned version neither on Triton nor trained               NOT_FOUND (``model.version``)
-Triton down                                                UNAVAILABLE (from ``TritonClient``)
+Triton down                                                UNAVAILABLE (from the client)
 =========================================================  ====================================
 
 Fill level: features are built in a worker thread, the rows are sent to Triton in chunks of
@@ -32,9 +32,15 @@ at load; the latest version of each grain is loaded at start, never refitted); i
 forecast runs in a worker thread whose ``InferFn`` bridges each step to Triton with the explicit
 version (``inference.triton_infer_fn``).
 
-Audit (issue 6, item 6): every served prediction is queued on the ``AuditWriter`` (returns at
-once; written in batches in the background) with the request's sha256, the model version, a
-compact JSON summary of the output and the latency.
+Audit: every served prediction is queued on the audit port (``core.audit.AuditSink``: the
+``AuditWriter`` returns at once and writes in batches in the background) with the RPC it served
+(``core.calls.current_method``: a prediction the planner asks for is audited as ``PlanDay``),
+the request's sha256, the model version, a compact JSON summary of the output and the latency.
+
+Dependencies are ports: the model server (``core.inference.InferenceServer``, Triton in the
+server) and the audit sink, so the service runs against fakes in unit tests. Tensor names and
+batch bounds are the models' own (``wasteml_models.config.TabularSignature``, from their
+committed ``config.pbtxt``).
 """
 
 from __future__ import annotations
@@ -47,14 +53,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from wasteml_server.adapters.storage.audit import AuditWriter, request_hash
-from wasteml_server.adapters.triton.client import ModelVersionState, TritonClient
+from wasteml_models import FILL_LEVEL
+from wasteml_models.config import TabularSignature
 from wasteml_server.core import metrics
+from wasteml_server.core.audit import AuditSink, request_hash
+from wasteml_server.core.calls import current_method
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import (
     FailedPreconditionError,
@@ -62,21 +71,26 @@ from wasteml_server.core.errors import (
     NotFoundError,
     UnavailableError,
 )
+from wasteml_server.core.inference import InferenceServer, ModelVersionState
 from wasteml_server.core.settings import Settings
 from wasteml_server.forecasting import explain, repository
 from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting.demand import GRAINS, DemandForecast, DemandForecaster, series_key
-from wasteml_server.forecasting.inference import triton_infer_fn
-from wasteml_server.forecasting.onnx_export import INPUT_NAME, OUTPUT_NAME
+from wasteml_server.forecasting.demand import (
+    GRAINS,
+    PROPHET_SUFFIX,
+    DemandForecast,
+    DemandForecaster,
+    ModelFamily,
+    SeriesGrain,
+    series_key,
+)
+from wasteml_server.forecasting.inference import served_infer_fn
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FILL_MODEL = "fill_level"
-"""Triton model name of the fill-level model."""
-
-PREDICT_FILL_METHOD = "/wasteml.v1.Forecasting/PredictFillLevel"
-FORECAST_DEMAND_METHOD = "/wasteml.v1.Forecasting/ForecastDemand"
+FILL_MODEL = FILL_LEVEL
+"""Model name of the fill-level model."""
 
 INDEX_TTL_S = 2.0
 """How long Triton's repository index is reused for resolving the latest version, seconds."""
@@ -87,21 +101,9 @@ MAX_FILL_BINS = 4096
 AUDIT_MAX_ITEMS = 256
 """Most per-bin predictions written into one audit row's output (the rest is counted)."""
 
-
-class ModelVersionRef(NamedTuple):
-    """The model and version that served a call (also usable as a ``(name, version)`` pair)."""
-
-    name: str
-    version: int
-
-
-def _version_arg(version: str, field: str = "model.version") -> int | None:
-    """A requested version: None for "" (latest ready), else a positive integer."""
-    if not version:
-        return None
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidArgumentError(field, f"must be a positive integer version, got {version!r}")
-    return int(version)
+ANY_VERSION = ModelRef("")
+"""A request that names no model and no version: the default model, its latest READY version."""
+"""Most per-bin predictions written into one audit row's output (the rest is counted)."""
 
 
 def _r(x: float | None, digits: int = 6) -> float | None:
@@ -150,20 +152,20 @@ class ForecastingService:
     Create with :meth:`create` inside the server's event loop.
 
     Args:
-        triton: the server's Triton client.
+        triton: the model server (``InferenceServer``; Triton in the server).
         model_repository: the production model repository (version folders with
             ``metadata.json``, ``model.txt``, ``prophet.json``).
         data_dir: the real data directory (Austin history for demand).
-        audit: the prediction-audit writer; None records nothing.
+        audit: the prediction-audit sink; None records nothing.
         timeout_s: timeout of one Triton request when the call has no deadline, seconds.
     """
 
     def __init__(
         self,
-        triton: TritonClient,
+        triton: InferenceServer,
         model_repository: Path,
         data_dir: Path,
-        audit: AuditWriter | None = None,
+        audit: AuditSink | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self._triton = triton
@@ -177,10 +179,11 @@ class ForecastingService:
         self._boosters = _Once()
         self._forecasters = _Once()
         self._batch_sizes = _Once()
+        self._fill_signature = TabularSignature.load(self.model_repository, FILL_MODEL)
 
     @classmethod
     async def create(
-        cls, settings: Settings, triton: TritonClient, audit: AuditWriter | None
+        cls, settings: Settings, triton: InferenceServer, audit: AuditSink | None
     ) -> ForecastingService:
         """The service with the latest trained version of every forecasting model loaded.
 
@@ -238,18 +241,15 @@ class ForecastingService:
             self._index = (time.monotonic(), rows)
         return self._index[1]
 
-    async def resolve_version(self, model: str, version: str = "",
-                              field: str = "model.version", fresh: bool = False) -> int:
-        """The version a call is served by: ``version`` if given (it must be READY on Triton),
+    async def resolve_version(self, model: str, wanted: int | None = None, fresh: bool = False) -> int:
+        """The version a call is served by: ``wanted`` if given (it must be READY on Triton),
         else the latest READY one. ``fresh`` bypasses the cached repository index.
 
         Raises:
-            InvalidArgumentError: ``version`` is not a positive integer (``field``).
             NotFoundError: the pinned version is neither on Triton nor trained.
             FailedPreconditionError: the model is not trained, or the version is not loaded.
             UnavailableError: the version is still loading, or Triton is down.
         """
-        wanted = _version_arg(version, field)
         # a miss in the cached index is re-checked on a fresh one
         for refetch in (True,) if fresh else (False, True):
             rows = [r for r in await self._index_rows(refetch) if r.name == model]
@@ -299,22 +299,19 @@ class ForecastingService:
 
         return await self._batch_sizes.get((model, version), load)
 
-    def _forecaster(self, grain: str, version: int) -> Awaitable[DemandForecaster]:
+    def _forecaster(self, grain: SeriesGrain, version: int) -> Awaitable[DemandForecaster]:
         async def load() -> DemandForecaster:
             model = GRAINS[grain].model_name
-            try:
-                max_rows = await self._max_batch(model, version)
-            except (NotFoundError, UnavailableError):  # not on Triton (yet): production's bound
-                from wasteml_server.adapters.triton.repository import load_model_config
-
-                cfg = self.model_repository / model / "config.pbtxt"
-                max_rows = max(1, load_model_config(cfg).max_batch_size)
+            signature = TabularSignature.load(self.model_repository, model)
+            try:  # the served configuration's bound, else the committed one
+                signature = dataclasses.replace(signature, max_batch_size=await self._max_batch(model, version))
+            except (NotFoundError, UnavailableError):
+                pass
 
             def infer(features: np.ndarray) -> np.ndarray:
                 # runs in the request's worker thread, whose context carries the RPC deadline
                 # (asyncio.to_thread copies it): each Triton step is bounded by what is left
-                return triton_infer_fn(self._triton, model, self._loop, version=str(version),
-                                       max_rows=max_rows,
+                return served_infer_fn(self._triton, model, signature, self._loop, version=str(version),
                                        timeout_s=bounded_timeout(self.timeout_s))(features)
 
             return await asyncio.to_thread(DemandForecaster.load, self.model_repository,
@@ -329,23 +326,20 @@ class ForecastingService:
         bins: list[fl.BinReadings],
         coverage: float = fl.DEFAULT_COVERAGE,
         top_k: int = 0,
-        version: str = "",
+        model: ModelRef = ANY_VERSION,
         *,
-        model_name: str = "",
         request_bytes: bytes | None = None,
-        rpc_method: str = PREDICT_FILL_METHOD,
-    ) -> tuple[list[fl.FillPrediction], ModelVersionRef]:
+    ) -> tuple[list[fl.FillPrediction], ModelRef]:
         """Fill fraction of each bin at its target time, interval and time to full.
 
         Args:
             bins: 1..``MAX_FILL_BINS`` bins (``fill_level.BinReadings``).
             coverage: nominal interval coverage in [0.02, 0.98]; 0 means 0.8.
             top_k: contributions per bin, 0..``explain.MAX_TOP_K`` (0 = none).
-            version: fill_level version ("" = latest READY on Triton).
-            model_name: "" or ``"fill_level"`` (``ModelRef.name`` of the request).
+            model: the requested model: name "" or ``"fill_level"``, version None for the
+                latest READY on Triton.
             request_bytes: the serialized request for the audit hash (deterministic
                 serialization); None hashes the domain inputs.
-            rpc_method: audit's method name (e.g. the planner's RPC when it calls this).
 
         Returns:
             ``(predictions in bin order, served model and version)``.
@@ -358,8 +352,8 @@ class ForecastingService:
             DeadlineExceededError: Triton did not answer before the call's deadline.
         """
         started = time.perf_counter()
-        if model_name and model_name != FILL_MODEL:
-            raise InvalidArgumentError("model.name", f"unknown fill-level model {model_name!r}; "
+        if model.name and model.name != FILL_MODEL:
+            raise InvalidArgumentError("model.name", f"unknown fill-level model {model.name!r}; "
                                        f"this server serves {FILL_MODEL!r}")
         if coverage == 0:
             coverage = fl.DEFAULT_COVERAGE
@@ -373,7 +367,7 @@ class ForecastingService:
             raise InvalidArgumentError("bins", f"at most {MAX_FILL_BINS} bins per call, "
                                        f"got {len(bins)}")
         for attempt in range(2):
-            v = await self.resolve_version(FILL_MODEL, version, fresh=attempt > 0)
+            v = await self.resolve_version(FILL_MODEL, model.version, fresh=attempt > 0)
             predictor = await self._predictor(v)
             x = await asyncio.to_thread(predictor.features, bins)
             try:
@@ -392,25 +386,26 @@ class ForecastingService:
             contribs = await asyncio.to_thread(predictor.explain, booster, x, top_k)
             preds = [dataclasses.replace(p, contributions=c)
                      for p, c in zip(preds, contribs, strict=True)]
-        ref = ModelVersionRef(FILL_MODEL, v)
+        ref = ModelRef(FILL_MODEL, v)
         if self._audit is not None:
             digest = (request_hash(request_bytes) if request_bytes is not None
                       else _domain_hash(bins, coverage, top_k))
-            self._audit.record(rpc_method=rpc_method, model_name=FILL_MODEL, model_version=v,
+            self._audit.record(rpc_method=current_method(), model_name=FILL_MODEL, model_version=v,
                                request_hash=digest, output=_fill_summary(preds, coverage),
                                latency_ms=(time.perf_counter() - started) * 1000.0)
         return preds, ref
 
     async def _infer_fill(self, rows: np.ndarray, version: int) -> np.ndarray:
         start = time.perf_counter()
+        sig = self._fill_signature
         out, served = await self._triton.infer_versioned(
-            FILL_MODEL, {INPUT_NAME: np.ascontiguousarray(rows, dtype=np.float32)},
-            [OUTPUT_NAME], version=str(version), timeout_s=bounded_timeout(self.timeout_s))
+            FILL_MODEL, {sig.features: np.ascontiguousarray(rows, dtype=np.float32)},
+            [sig.prediction], version=str(version), timeout_s=bounded_timeout(self.timeout_s))
         metrics.INFERENCE_LATENCY.labels(FILL_MODEL).observe(time.perf_counter() - start)
         if served and served != str(version):
             raise UnavailableError("triton", f"{FILL_MODEL}: asked for version {version}, "
                                    f"served by {served}")
-        pred = np.asarray(out[OUTPUT_NAME]).reshape(-1)
+        pred = np.asarray(out[sig.prediction]).reshape(-1)
         if pred.shape != (len(rows),):
             raise UnavailableError("triton", f"{FILL_MODEL} returned {pred.size} values for "
                                    f"{len(rows)} rows")
@@ -420,39 +415,35 @@ class ForecastingService:
 
     async def forecast_demand(
         self,
-        grain: str,
+        grain: SeriesGrain,
         series_id: str,
         horizon: int,
         quantiles: Sequence[float] = (),
         top_k: int = 0,
-        family: str = "lightgbm",
+        family: ModelFamily = ModelFamily.LIGHTGBM,
         origin: dt.date | None = None,
-        version: str = "",
+        model: ModelRef = ANY_VERSION,
         *,
-        model_name: str = "",
         request_bytes: bytes | None = None,
-        rpc_method: str = FORECAST_DEMAND_METHOD,
     ) -> DemandForecast:
         """Forecast one demand series in kilograms per period.
 
         Args:
-            grain: ``"daily"`` (service line, ``demand_daily``) or ``"weekly"`` (garbage route,
-                ``demand_route_weekly``).
+            grain: SERVICE_LINE_DAILY (``demand_daily``) or ROUTE_WEEKLY (``demand_route_weekly``).
             series_id: service line (``"garbage"``, ``"recycling"``) or route (``"PAM03"``).
             horizon: 1..56 days (daily) or 1..8 weeks (weekly).
             quantiles: levels in (0, 1), empty for none.
             top_k: contributions per step, 0..``explain.MAX_TOP_K`` (LightGBM family only).
-            family: ``"lightgbm"`` (points from Triton, Prophet quantiles re-centred on them) or
-                ``"prophet"`` (Prophet's median and quantiles; needs no Triton).
+            family: LIGHTGBM (points from Triton, Prophet quantiles re-centred on them) or
+                PROPHET (Prophet's median and quantiles; needs no Triton).
             origin: last observed period to forecast from; None = last period of the data.
-            version: model version ("" = latest READY on Triton; for ``"prophet"`` the latest
-                trained).
-            model_name: "" or the grain's model name (``"<name>_prophet"`` too for Prophet).
+            model: the requested model: name "" or the grain's model name
+                (``"<name>_prophet"`` too for Prophet); version None = latest READY on Triton
+                (for PROPHET the latest trained).
             request_bytes: the serialized request for the audit hash; None hashes the arguments.
-            rpc_method: audit's method name.
 
         Returns:
-            ``DemandForecast`` (``model_version`` is the served version).
+            ``DemandForecast``: the served model and version, the origin it started after.
 
         Raises:
             InvalidArgumentError: bad input naming the field (``series.grain``, ``series.id``,
@@ -463,21 +454,20 @@ class ForecastingService:
         started = time.perf_counter()
         key = series_key(grain, series_id)
         config = GRAINS[grain]
-        if family not in ("lightgbm", "prophet"):
-            raise InvalidArgumentError("model_family", f"unknown family {family!r}")
-        allowed = {config.model_name} | ({f"{config.model_name}_prophet"}
-                                         if family == "prophet" else set())
-        if model_name and model_name not in allowed:
-            raise InvalidArgumentError("model.name", f"{model_name!r} does not serve the "
-                                       f"{grain} grain; use {' or '.join(sorted(allowed))}")
+        family = ModelFamily(family)
+        allowed = {config.model_name} | ({config.model_name + PROPHET_SUFFIX}
+                                         if family is ModelFamily.PROPHET else set())
+        if model.name and model.name not in allowed:
+            raise InvalidArgumentError("model.name", f"{model.name!r} does not serve the "
+                                       f"{grain.name} grain; use {' or '.join(sorted(allowed))}")
         if not 1 <= horizon <= config.max_horizon:
             raise InvalidArgumentError("horizon", f"must be 1..{config.max_horizon} for the "
                                        f"{grain} grain, got {horizon}")
         if not 0 <= top_k <= explain.MAX_TOP_K:
             raise InvalidArgumentError("top_contributions",
                                        f"must be 0..{explain.MAX_TOP_K}, got {top_k}")
-        if family == "prophet":
-            v = _version_arg(version)
+        if family is ModelFamily.PROPHET:
+            v = model.version
             try:
                 v = await asyncio.to_thread(repository.resolve_version, self.model_repository,
                                             config.model_name, v)
@@ -487,31 +477,26 @@ class ForecastingService:
                 raise
         ts = pd.Timestamp(origin) if origin is not None else None
         for attempt in range(2):
-            if family == "lightgbm":
-                v = await self.resolve_version(config.model_name, version, fresh=attempt > 0)
+            if family is ModelFamily.LIGHTGBM:
+                v = await self.resolve_version(config.model_name, model.version, fresh=attempt > 0)
             forecaster = await self._forecaster(grain, v)
             try:
                 result = await asyncio.to_thread(forecaster.forecast, key, horizon,
                                                  tuple(float(q) for q in quantiles), top_k if
-                                                 family == "lightgbm" else 0, ts, family)
+                                                 family is ModelFamily.LIGHTGBM else 0, ts, family)
                 break
             except NotFoundError:  # unloaded since the cached index said READY: re-resolve
-                if attempt or family != "lightgbm":
+                if attempt or family is not ModelFamily.LIGHTGBM:
                     raise
         if self._audit is not None:
             digest = request_hash(request_bytes if request_bytes is not None else repr(
-                (grain, series_id, horizon, tuple(quantiles), top_k, family, origin,
-                 version)).encode())
-            self._audit.record(rpc_method=rpc_method, model_name=config.model_name,
+                (grain.value, series_id, horizon, tuple(quantiles), top_k, family.value, origin,
+                 model.version)).encode())
+            self._audit.record(rpc_method=current_method(), model_name=config.model_name,
                                model_version=v, request_hash=digest,
-                               output=_demand_summary(result, family),
+                               output=_demand_summary(result),
                                latency_ms=(time.perf_counter() - started) * 1000.0)
         return result
-
-    async def last_observed(self, grain: str, version: int) -> pd.Timestamp:
-        """Last period end of the history the (grain, version) forecaster holds."""
-        return (await self._forecaster(grain, version)).last_observed
-
 
 def _fill_summary(preds: list[fl.FillPrediction], coverage: float) -> dict[str, Any]:
     """Compact JSON of a fill reply for the audit row."""
@@ -527,11 +512,11 @@ def _fill_summary(preds: list[fl.FillPrediction], coverage: float) -> dict[str, 
             "truncated": len(preds) > AUDIT_MAX_ITEMS}
 
 
-def _demand_summary(result: DemandForecast, family: str) -> dict[str, Any]:
+def _demand_summary(result: DemandForecast) -> dict[str, Any]:
     """Compact JSON of a demand reply for the audit row."""
-    return {"series_id": result.series_id, "family": family,
+    return {"series_id": result.series_id, "family": result.family.value,
             "first_period": str(result.period_ends[0].date()),
             "point_kg": [_r(x, 3) for x in result.point_kg],
             "quantiles": [_r(q) for q in result.quantiles],
             "quantile_kg": [[_r(x, 3) for x in row] for row in result.quantile_kg],
-            "interval_model": list(result.interval_model) if result.interval_model else None}
+            "interval_model": str(result.interval_model) if result.interval_model else None}

@@ -33,9 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.units import DAY_S
+from wasteml_server.forecasting.fill_level import MAX_HORIZON_DAYS
 
-#: Seconds in a day: the default gap to the next service opportunity.
-DAY_S = 86_400.0
+#: Complaints younger than this count by default, days.
+DEFAULT_COMPLAINT_LOOKBACK_DAYS = 14
+
 #: Overflow counted in the penalty, skip volumes: beyond two volumes the extrapolated rate says
 #: more about the forecast's uncertainty than about the waste on the ground.
 MAX_OVERFLOW = 2.0
@@ -61,6 +64,7 @@ class PlanPolicy:
         complaint_query: text of the complaint search (semantic, e.g. "overflowing skip").
         complaint_min_score: minimum cosine similarity of a complaint to the query (-1..1).
         complaint_makes_must_visit: a matching complaint makes the bin must-visit.
+        complaint_collection: search collection of the complaints ("" = the server's default).
         next_service_s: time to the next service opportunity, seconds (overflow horizon).
     """
 
@@ -68,11 +72,12 @@ class PlanPolicy:
     overflow_penalty: float = 200.0
     base_skip_penalty: float = 5.0
     complaint_radius_m: float = 250.0
-    complaint_lookback_s: float = 14 * DAY_S
+    complaint_lookback_s: float = DEFAULT_COMPLAINT_LOOKBACK_DAYS * DAY_S
     complaint_query: str = "overflowing skip, rubbish piling up around the dumpster"
     complaint_min_score: float = 0.3
     complaint_makes_must_visit: bool = True
-    next_service_s: float = DAY_S
+    complaint_collection: str = ""
+    next_service_s: float = float(DAY_S)
 
     def __post_init__(self) -> None:
         checks = (
@@ -88,9 +93,9 @@ class PlanPolicy:
         )
         for name, ok, why in checks:
             if not ok:
-                raise InvalidArgumentError(f"policy.{name}", why)
+                raise InvalidArgumentError(name, why)
         if not self.complaint_query.strip():
-            raise InvalidArgumentError("policy.complaint_query", "must not be blank")
+            raise InvalidArgumentError("complaint_query", "must not be blank")
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,8 @@ class FillForecast:
         lower, upper: interval bounds 0..1.
         time_to_full_s: seconds from the service time until full; None if not within the
             model's horizon.
-        horizon_s: the model's horizon, seconds (for the rate when ``time_to_full_s`` is None).
+        horizon_s: the fill model's horizon, seconds (for the rate when ``time_to_full_s`` is
+            None): ``forecasting.fill_level.MAX_HORIZON_DAYS``.
         fallback: why a declared fallback produced this forecast instead of the model ("" if none).
     """
 
@@ -110,7 +116,7 @@ class FillForecast:
     lower: float
     upper: float
     time_to_full_s: float | None
-    horizon_s: float = 14 * DAY_S
+    horizon_s: float = MAX_HORIZON_DAYS * DAY_S
     fallback: str = ""
 
 

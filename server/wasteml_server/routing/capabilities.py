@@ -23,7 +23,7 @@ def pyvrp_unsupported(problem: Problem) -> str | None:
     """
     for t, vt in enumerate(problem.vehicle_types):
         if vt.end_empty:
-            for f in vt.facilities:
+            for f in vt.reload_facility_indices:
                 if problem.facilities[f].time_window is not None:
                     return (f"vehicle_types[{t}] must end empty and facilities[{f}] has opening "
                             "hours; PyVRP cannot express a timed final tip")

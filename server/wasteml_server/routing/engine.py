@@ -1,4 +1,4 @@
-"""The engine interface, solve options and stopping criteria shared by every engine.
+"""The engine interface and the stopping criteria shared by every engine.
 
 Stopping follows PyVRP's ``pyvrp.stop`` protocol (a callable taking the best cost and answering
 "stop now?"), extended with the remaining time so engines with a native time limit (OR-Tools)
@@ -8,83 +8,15 @@ caller's) and a cancellation flag (a ``multiprocessing.Event`` shared with the s
 
 from __future__ import annotations
 
-import enum
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from wasteml_server.core.errors import InvalidArgumentError
-from wasteml_server.routing.problem import Problem, Solution
-
-
-class EngineName(enum.Enum):
-    """Which engine solves a job."""
-
-    AUTO = "auto"
-    """The measured default (see ``DEFAULT_ENGINE``), or the other engine when it cannot express the problem."""
-    ORTOOLS = "ortools"
-    PYVRP = "pyvrp"
-    PORTFOLIO = "portfolio"
-    """Both engines race for the same wall time; the best feasible solution wins."""
-
-
-#: Chosen by measurement (benchmarks/routing.md): PyVRP reaches a smaller gap to the best-known
-#: solutions than OR-Tools guided local search at equal wall time on Solomon, Gehring-Homberger
-#: and X instances on this 2-core machine.
-DEFAULT_ENGINE = EngineName.PYVRP
-
-
-class FirstSolutionStrategy(enum.Enum):
-    """OR-Tools first-solution strategies offered (names as in ``routing_enums_pb2``)."""
-
-    PARALLEL_CHEAPEST_INSERTION = "PARALLEL_CHEAPEST_INSERTION"
-    PATH_CHEAPEST_ARC = "PATH_CHEAPEST_ARC"
-    SAVINGS = "SAVINGS"
-    LOCAL_CHEAPEST_INSERTION = "LOCAL_CHEAPEST_INSERTION"
-    AUTOMATIC = "AUTOMATIC"
-
-
-class LocalSearchMetaheuristic(enum.Enum):
-    """OR-Tools local-search metaheuristics offered (names as in ``routing_enums_pb2``)."""
-
-    GUIDED_LOCAL_SEARCH = "GUIDED_LOCAL_SEARCH"
-    TABU_SEARCH = "TABU_SEARCH"
-    SIMULATED_ANNEALING = "SIMULATED_ANNEALING"
-    GREEDY_DESCENT = "GREEDY_DESCENT"
-    AUTOMATIC = "AUTOMATIC"
-
-
-@dataclass(frozen=True)
-class SolveOptions:
-    """How to solve.
-
-    Attributes:
-        time_limit_s: wall-clock budget of the search, seconds (> 0).
-        engine: which engine; AUTO picks :data:`DEFAULT_ENGINE`.
-        seed: random seed (PyVRP); OR-Tools is deterministic for given settings.
-        first_solution_strategy: OR-Tools first-solution heuristic. PARALLEL_CHEAPEST_INSERTION
-            is the default: PATH_CHEAPEST_ARC found no solution on R101, R105, RC101 and RC105
-            with the instances' fleet limit in 30 s (data/vrp/baseline_results.csv).
-        local_search_metaheuristic: OR-Tools improvement phase; GUIDED_LOCAL_SEARCH beat
-            greedy descent, tabu search and simulated annealing on R101/RC105/R201 at 10 s
-            (same file, ``run_group=ablation``).
-
-    Raises:
-        InvalidArgumentError: ``time_limit_s`` not a positive finite number.
-    """
-
-    time_limit_s: float = 10.0
-    engine: EngineName = EngineName.AUTO
-    seed: int = 0
-    first_solution_strategy: FirstSolutionStrategy = FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
-    local_search_metaheuristic: LocalSearchMetaheuristic = LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
-            raise InvalidArgumentError("time_limit_s", "must be a positive number of seconds")
-        object.__setattr__(self, "engine", EngineName(self.engine))
+from wasteml_server.routing.options import EngineName, SolveOptions
+from wasteml_server.routing.problem import Problem
+from wasteml_server.routing.solution import Solution
 
 
 @dataclass(frozen=True)
@@ -92,13 +24,13 @@ class Progress:
     """An improvement reported during a search.
 
     Attributes:
-        engine: ``"ortools"`` or ``"pyvrp"``.
-        objective: best objective so far, currency units (as ``ObjectiveParts.total``).
+        engine: ORTOOLS or PYVRP.
+        objective: best objective so far, cost units (as ``ObjectiveBreakdown.total``).
         elapsed_s: seconds since the engine started.
         feasible: whether that best solution is feasible (PyVRP also reports infeasible bests).
     """
 
-    engine: str
+    engine: EngineName
     objective: float
     elapsed_s: float
     feasible: bool = True
@@ -159,7 +91,7 @@ class Budget:
 class Engine(Protocol):
     """A routing engine: translates a :class:`Problem`, searches, translates back."""
 
-    name: str
+    name: EngineName
 
     def unsupported(self, problem: Problem) -> str | None:
         """A sentence naming a feature of ``problem`` this engine cannot express, or None."""

@@ -35,29 +35,24 @@ import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
 from wasteml_server.routing.capabilities import ortools_unsupported
-from wasteml_server.routing.engine import (
-    Progress,
-    ProgressCallback,
-    SolveOptions,
-    StoppingCriterion,
-)
+from wasteml_server.routing.engine import Progress, ProgressCallback, StoppingCriterion
 from wasteml_server.routing.feasibility import screen
-from wasteml_server.routing.problem import DAY_S, Problem, Solution, SolveStatus, VisitKind
+from wasteml_server.routing.options import EngineName, SolveOptions
+from wasteml_server.routing.problem import HORIZON_S, Problem
 from wasteml_server.routing.schedule import Step, build_solution
+from wasteml_server.routing.solution import Solution, SolveStatus, VisitKind
 
 logger = logging.getLogger(__name__)
 
 #: Integer cost units per currency unit (costs are integers inside OR-Tools).
 COST_SCALE = 100_000
 
-#: Horizon of the time dimension, seconds: two days (night shifts may cross midnight).
-HORIZON_S = 2 * DAY_S
 
 
 class OrToolsEngine:
     """OR-Tools routing engine. Stateless; one instance can serve many solves (not at once)."""
 
-    name = "ortools"
+    name = EngineName.ORTOOLS
 
     def unsupported(self, problem: Problem) -> str | None:
         """OR-Tools expresses every feature of :class:`Problem`; always None."""
@@ -123,7 +118,7 @@ class OrToolsEngine:
                 routes.append((vt_index, vehicle, steps))
         return build_solution(problem, self.name, routes, status=status, elapsed_s=elapsed,
                               first_feasible_s=first_feasible[0] if first_feasible else None,
-                              screened=screened, message=message)
+                              screened=screened, reason=message)
 
 
 def _status(code: int, has_assignment: bool) -> tuple[SolveStatus, str]:
@@ -154,20 +149,20 @@ class _Model:
         # node -> (kind, index); depots first
         self.steps: list[Step | None] = [None] * n_dep
         self.steps += [(VisitKind.STOP, i) for i in self.stop_nodes]
-        used_facilities = sorted({f for vt in problem.vehicle_types for f in vt.facilities})
+        used_facilities = sorted({f for vt in problem.vehicle_types for f in vt.reload_facility_indices})
         copies = self._facility_copies(problem) if used_facilities else 0
         copy_nodes: list[list[int]] = []
         for f in used_facilities:
             copy_nodes.append(list(range(len(self.steps), len(self.steps) + copies)))
             self.steps += [(VisitKind.FACILITY, f)] * copies
-        locs = [d.location for d in problem.depots]
+        locs = [problem.depot_location(i) for i in range(n_dep)]
         svc = [0] * n_dep
         for kind, idx in self.steps[n_dep:]:
             if kind is VisitKind.STOP:
-                locs.append(problem.stops[idx].location)
+                locs.append(problem.stop_location(idx))
                 svc.append(problem.stops[idx].service_duration_s)
             else:
-                locs.append(problem.facilities[idx].location)
+                locs.append(problem.facility_location(idx))
                 svc.append(problem.facilities[idx].service_duration_s)
         n_nodes = len(locs)
 
@@ -176,7 +171,7 @@ class _Model:
         for t, vt in enumerate(problem.vehicle_types):
             for k in range(vt.count):
                 self.vehicle_of.append((t, k))
-                starts.append(vt.start_depot)
+                starts.append(vt.start_depot_index)
                 ends.append(vt.end_depot)
         n_veh = len(self.vehicle_of)
         self.manager = pywrapcp.RoutingIndexManager(n_nodes, n_veh, starts, ends)
@@ -223,8 +218,8 @@ class _Model:
         tdim = routing.GetDimensionOrDie("time")
         for v, (t, _) in enumerate(self.vehicle_of):
             vt = problem.vehicle_types[t]
-            tdim.CumulVar(routing.Start(v)).SetRange(vt.shift.start_s, vt.shift.end_s)
-            tdim.CumulVar(routing.End(v)).SetRange(vt.shift.start_s, vt.shift.end_s)
+            tdim.CumulVar(routing.Start(v)).SetRange(vt.window.start_s, vt.window.end_s)
+            tdim.CumulVar(routing.End(v)).SetRange(vt.window.start_s, vt.window.end_s)
             if vt.max_route_duration_s is not None:
                 tdim.SetSpanUpperBoundForVehicle(vt.max_route_duration_s, v)
             routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(routing.End(v)))
@@ -242,7 +237,7 @@ class _Model:
                 windows = (tw,) if tw is not None else ()
                 routing.AddDisjunction([index], 0)
                 barred = [v for v, (t, _) in enumerate(self.vehicle_of)
-                          if idx not in problem.vehicle_types[t].facilities]
+                          if idx not in problem.vehicle_types[t].reload_facility_indices]
                 if barred:
                     routing.VehicleVar(index).RemoveValues(barred)
             if windows:
@@ -263,7 +258,7 @@ class _Model:
         n_stops = len(self.stop_nodes)
         trips = 0
         for d in range(problem.num_dimensions):
-            caps = [vt.capacity[d] for vt in problem.vehicle_types if vt.facilities]
+            caps = [vt.capacity[d] for vt in problem.vehicle_types if vt.reload_facility_indices]
             total = sum(problem.stops[i].demand[d] for i in self.stop_nodes)
             if caps and min(caps) > 0:
                 trips = max(trips, math.ceil(total / min(caps)))

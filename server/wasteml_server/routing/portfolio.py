@@ -9,11 +9,14 @@ portfolio (and AUTO) fall back to the other engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.capabilities import ortools_unsupported, pyvrp_unsupported
-from wasteml_server.routing.engine import DEFAULT_ENGINE, Engine, EngineName
-from wasteml_server.routing.problem import Problem, Solution, SolveStatus
+from wasteml_server.routing.engine import Engine
+from wasteml_server.routing.options import DEFAULT_ENGINE, EngineName
+from wasteml_server.routing.problem import Problem
+from wasteml_server.routing.solution import Solution, SolveStatus
 
 
 def make_engine(name: EngineName) -> Engine:
@@ -36,11 +39,20 @@ def make_engine(name: EngineName) -> Engine:
 _UNSUPPORTED = {EngineName.ORTOOLS: ortools_unsupported, EngineName.PYVRP: pyvrp_unsupported}
 
 
-def engines_for(problem: Problem, requested: EngineName) -> list[EngineName]:
+@dataclass(frozen=True)
+class EngineChoice:
+    """The single engines that run for a request, and those left out with the reason."""
+
+    engines: tuple[EngineName, ...]
+    left_out: tuple[tuple[EngineName, str], ...] = ()
+
+
+def engines_for(problem: Problem, requested: EngineName) -> EngineChoice:
     """The single engines that will run for ``requested``, after dropping unsupported ones.
 
     AUTO -> ``[DEFAULT_ENGINE]``, or the other engine when the default cannot express the
-    problem. PORTFOLIO -> both, minus unsupported. A single engine -> itself.
+    problem. PORTFOLIO -> both, minus unsupported (named in ``left_out``). A single engine ->
+    itself.
 
     Raises:
         InvalidArgumentError: (field ``engine``) a single engine was requested that cannot express
@@ -53,18 +65,20 @@ def engines_for(problem: Problem, requested: EngineName) -> list[EngineName]:
         candidates = [DEFAULT_ENGINE, other]
     else:
         candidates = [requested]
-    usable, reasons = [], []
+    usable: list[EngineName] = []
+    left_out: list[tuple[EngineName, str]] = []
     for name in candidates:
         why = _UNSUPPORTED[name](problem)
         if why is None:
             usable.append(name)
         else:
-            reasons.append(f"{name.value}: {why}")
+            left_out.append((name, why))
     if not usable:
-        raise InvalidArgumentError("engine", "no engine can solve this problem: " + "; ".join(reasons))
+        reasons = "; ".join(f"{name.value}: {why}" for name, why in left_out)
+        raise InvalidArgumentError("engine", "no engine can solve this problem: " + reasons)
     if requested is EngineName.AUTO:
-        return usable[:1]
-    return usable
+        return EngineChoice((usable[0],))
+    return EngineChoice(tuple(usable), tuple(left_out))
 
 
 def choose(solutions: Sequence[Solution]) -> Solution:
@@ -81,6 +95,6 @@ def choose(solutions: Sequence[Solution]) -> Solution:
         raise ValueError("no solutions to choose from")
     feasible = [s for s in solutions if s.feasible]
     if feasible:
-        return min(feasible, key=lambda s: (s.objective.total, s.first_feasible_s or 0.0))
+        return min(feasible, key=lambda s: (s.objective.total, s.time_to_first_feasible_s or 0.0))
     proven = [s for s in solutions if s.status is SolveStatus.INFEASIBLE]
     return proven[0] if proven else solutions[0]

@@ -1,63 +1,43 @@
 """The routing problem: depots, vehicle types, stops, facilities and the travel matrices.
 
-Plain, frozen dataclasses validated on construction (PyVRP's ``ProblemData`` is the model).
-Bad input raises :class:`wasteml_server.core.errors.InvalidArgumentError` naming the dotted field,
-e.g. ``"stops[3].time_windows[0]"``, so the gRPC layer can return it as a field violation.
+The types carry the field names of ``wasteml.v1`` (``routing.proto``): a ``Stop`` has
+``location_index``, ``optional_visit`` and ``skip_penalty``; a ``VehicleType`` has
+``start_depot_index`` and ``reload_facility_indices``. A value object validates its own fields
+by those names and the container that builds it adds its path (:func:`~wasteml_server.core.
+errors.under`), so an error names the request field without any renaming.
+
+Plain, frozen dataclasses validated on construction (PyVRP's ``ProblemData`` is the model). Use
+:func:`wasteml_server.routing.builder.build_problem` to make a :class:`Problem` from sites that
+give coordinates or matrix indices; the builder resolves the location model and the defaults,
+so a ``Problem`` is always fully resolved: every site has its ``location_index``, every vehicle
+type its ``shift``, ``end_depot_index`` and ``reload_facility_indices``.
 
 Locations are indices into the matrices (``Problem.distance_m[i, j]`` is the road distance in
 metres from location ``i`` to location ``j``), as in VROOM and OR-Tools: several stops may
-share one location (two skips at one market). Matrices are given by the caller (asymmetric
-is normal for road networks) or computed from WGS84 coordinates by :func:`haversine_matrices`.
+share one location (two skips at one market).
 
-Units: metres, seconds (time of day as seconds since the start of the service day), cost in the
-caller's currency; demand and capacity are non-negative integers per load dimension in the
-caller's units (kg, litres, skips), identical between stops and vehicle types.
+Units: metres, seconds (time of day as whole seconds since the problem's time origin), cost in
+the caller's cost unit; demand and capacity are non-negative integers per load dimension in
+the caller's units (kg, litres, skips), identical between stops and vehicle types.
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass
 
 import numpy as np
 
-from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.geo import GeoPoint
+from wasteml_server.core.units import DAY_S
 
-#: Seconds in a day; time windows and shifts must lie within [0, 2 * DAY_S] (night shifts may run
-#: past midnight of the service day).
-DAY_S = 86_400
+#: Latest time of day a window or shift may reach, seconds: two days (night shifts may run past
+#: midnight of the service day).
+HORIZON_S = 2 * DAY_S
 
-#: Mean Earth radius in metres (IUGG mean radius R1 = 6,371,008.8 m; Moritz 2000, "Geodetic
-#: Reference System 1980", J. Geodesy 74:128-133).
-EARTH_RADIUS_M = 6_371_008.8
-
-#: Road distance / great-circle distance (circuity). Boscoe, Henry & Zdeb (2012), "A nationwide
-#: comparison of driving distance versus straight-line distance to hospitals", Prof. Geogr.
-#: 64(2):188-196, report a mean of 1.417 in the US; the real Blantyre road matrix in
-#: ``data/collection`` gives a median of 1.44 over its 3,080 off-diagonal pairs (road km over
-#: haversine km of the sites' coordinates). Override per call.
-DEFAULT_DETOUR_FACTOR = 1.4
-
-#: Mean urban speed of a collection truck between stops, km/h. 25 km/h is an assumption in the
-#: middle of the 20-30 km/h urban average speeds used for refuse trucks (e.g. the US EPA MOVES
-#: "urban unrestricted" drive cycle for refuse trucks averages ~ 24 km/h); override per call.
-DEFAULT_SPEED_KMH = 25.0
-
-
-class SolveStatus(enum.Enum):
-    """Outcome of a solve, as in the RouteOptimizer contract."""
-
-    OPTIMAL = "OPTIMAL"
-    """The engine proved optimality (OR-Tools after a complete search; rare)."""
-    FEASIBLE = "FEASIBLE"
-    """A feasible solution was found; not proven optimal."""
-    INFEASIBLE = "INFEASIBLE"
-    """The engine proved there is no feasible solution."""
-    NO_SOLUTION_IN_TIME = "NO_SOLUTION_IN_TIME"
-    """No feasible solution was found before the time limit, deadline or cancellation."""
+_NOT_SUPPORTED = "is not supported by this server's routing model; leave it unset"
 
 
 def _fail(path: str, description: str) -> None:
@@ -69,13 +49,17 @@ def _check_finite_nonneg(path: str, value: float) -> None:
         _fail(path, f"must be a finite number >= 0, got {value!r}")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class TimeWindow:
-    """A closed interval ``[start_s, end_s]`` of service start times, seconds from day start.
+    """A closed interval ``[start_s, end_s]`` of service start times (``wasteml.v1.TimeWindow``),
+    whole seconds since the time origin.
 
     Raises:
-        InvalidArgumentError: ``start_s``/``end_s`` outside ``[0, 2 * DAY_S]`` or ``start_s > end_s``
-            (field paths relative to the window; containers re-raise with their own prefix).
+        InvalidArgumentError: ``start_s``/``end_s`` outside ``[0, 2 * DAY_S]`` or ``start_s > end_s``.
     """
 
     start_s: int
@@ -84,155 +68,189 @@ class TimeWindow:
     def __post_init__(self) -> None:
         for name in ("start_s", "end_s"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or not 0 <= value <= 2 * DAY_S:
-                _fail(name, f"must be an integer number of seconds in [0, {2 * DAY_S}]")
+            if not _is_int(value) or not 0 <= value <= HORIZON_S:
+                _fail(name, f"must be a whole number of seconds in [0, {HORIZON_S}]")
         if self.start_s > self.end_s:
             _fail("end_s", f"end {self.end_s} s is before start {self.start_s} s")
 
 
-@contextlib.contextmanager
-def under(prefix: str) -> Iterator[None]:
-    """Re-raise InvalidArgumentError from the block with ``prefix.`` before each field path.
-
-    For converters that build nested objects::
-
-        with under(f"stops[{i}]"):
-            stop = Stop(...)          # a bad penalty is reported as "stops[3].penalty"
-    """
-    try:
-        yield
-    except InvalidArgumentError as err:
-        fixed = [FieldViolation(f"{prefix}.{v.field}", v.description) for v in err.violations]
-        raise InvalidArgumentError(fixed[0].field, fixed[0].description, *fixed[1:]) from None
-
-
 @dataclass(frozen=True)
-class Location:
-    """A place. Coordinates are needed only when the matrices are computed from them.
+class CapacityDimension:
+    """One load dimension shared by capacities and demands (``wasteml.v1.CapacityDimension``)."""
 
-    Attributes:
-        lat_deg: WGS84 latitude in degrees, or None.
-        lon_deg: WGS84 longitude in degrees, or None.
-        name: free text for reports.
-    """
-
-    lat_deg: float | None = None
-    lon_deg: float | None = None
     name: str = ""
-
-    def __post_init__(self) -> None:
-        if (self.lat_deg is None) != (self.lon_deg is None):
-            _fail("lat_deg", "give both latitude and longitude or neither")
-        if self.lat_deg is not None:
-            if not (math.isfinite(self.lat_deg) and -90 <= self.lat_deg <= 90):
-                _fail("lat_deg", "latitude must be in [-90, 90] degrees")
-            if not (math.isfinite(self.lon_deg) and -180 <= self.lon_deg <= 180):
-                _fail("lon_deg", "longitude must be in [-180, 180] degrees")
+    unit: str = ""
 
 
 @dataclass(frozen=True)
 class Depot:
-    """Where vehicles start and end their routes. ``location`` indexes the matrices."""
+    """Where vehicle routes start and end (``wasteml.v1.Depot``).
 
-    location: int
-    name: str = ""
+    Attributes:
+        id: caller's id, echoed in visits.
+        location: coordinates, or None.
+        location_index: row/column in the matrices (set in a built problem).
+        time_window: opening hours; None = always open.
+    """
+
+    id: str = ""
+    location: GeoPoint | None = None
+    location_index: int | None = None
+    time_window: TimeWindow | None = None
+
+
+class FacilityKind(enum.Enum):
+    """Kind of facility (``wasteml.v1.FacilityKind``); every kind empties the vehicle."""
+
+    DUMP = "DUMP"
+    TRANSFER_STATION = "TRANSFER_STATION"
+    PROCESSING_SITE = "PROCESSING_SITE"
 
 
 @dataclass(frozen=True)
 class Facility:
-    """A reload/dump point where a vehicle empties its load (all dimensions) and continues.
+    """A reload/dump point where a vehicle empties its load (all dimensions) and continues
+    (``wasteml.v1.Facility``).
 
     Visiting a facility starts a new trip (multi-trip routes). A facility may be visited any
-    number of times by any vehicle type that lists it in ``VehicleType.facilities``.
+    number of times by any vehicle type that lists it in ``reload_facility_indices``.
 
     Attributes:
-        location: index into the matrices.
-        service_duration_s: time to tip/unload, seconds (>= 0).
-        time_window: opening hours (start of unloading), seconds from day start; None = always.
-        name: free text for reports.
+        id: caller's id.
+        location, location_index: as for :class:`Depot`.
+        kind: dump, transfer station or processing site.
+        service_duration_s: time to tip/unload, whole seconds (>= 0).
+        time_windows: opening hours (start of unloading); empty = always open. At most one
+            window is supported.
+
+    Raises:
+        InvalidArgumentError: a negative tip time, or more than one opening window.
     """
 
-    location: int
+    id: str = ""
+    location: GeoPoint | None = None
+    location_index: int | None = None
+    kind: FacilityKind = FacilityKind.DUMP
     service_duration_s: int = 0
-    time_window: TimeWindow | None = None
-    name: str = ""
+    time_windows: tuple[TimeWindow, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.service_duration_s, (int, np.integer)) or self.service_duration_s < 0:
-            _fail("service_duration_s", "must be an integer >= 0 seconds")
+        object.__setattr__(self, "time_windows", tuple(self.time_windows))
+        if not _is_int(self.service_duration_s) or self.service_duration_s < 0:
+            _fail("service_duration_s", "must be a whole number of seconds >= 0")
+        if len(self.time_windows) > 1:
+            _fail("time_windows", f"more than one opening window per facility {_NOT_SUPPORTED}")
+
+    @property
+    def time_window(self) -> TimeWindow | None:
+        """The opening window, or None when always open."""
+        return self.time_windows[0] if self.time_windows else None
 
 
 @dataclass(frozen=True)
 class VehicleType:
-    """A group of identical vehicles.
+    """A group of identical vehicles (``wasteml.v1.VehicleType``).
 
     Attributes:
+        id: caller's id; vehicles are named ``"<id>-<n>"`` in routes.
         count: number of vehicles of this type available (>= 1).
         capacity: capacity per load dimension (non-negative integers, same units as demands).
-        shift: the working window, seconds from day start: a route leaves its start depot no
-            earlier than ``shift.start_s`` and is back at its end depot by ``shift.end_s``.
-        start_depot: index into ``Problem.depots``.
-        end_depot: index into ``Problem.depots``.
-        fixed_cost: cost of using one vehicle of this type (currency units, >= 0).
-        cost_per_km: cost per driven kilometre (currency units, >= 0; resolution 0.01).
-        max_route_duration_s: longest route (end minus start, seconds), or None for no limit.
-        facilities: indices into ``Problem.facilities`` where this type may empty its load.
+        shift: the working window: a route leaves its start depot no earlier than
+            ``shift.start_s`` and is back at its end depot by ``shift.end_s``; None = no limit
+            (the builder makes it ``[0, 2 * DAY_S]`` narrowed by the depots' opening hours).
+        start_depot_index: index into ``Problem.depots``.
+        end_depot_index: index into ``Problem.depots``; None = the start depot.
+        fixed_cost: cost of using one vehicle of this type (cost units, >= 0).
+        cost_per_km: cost per driven kilometre (cost units, >= 0; resolution 0.01).
+        cost_per_hour: cost per hour on route; only 0 is supported.
+        max_route_duration_s: longest route (end minus start, whole seconds), or None.
+        max_route_distance_m: longest route distance; only None is supported.
+        reload_facility_indices: indices into ``Problem.facilities`` where this type may empty
+            its load; empty = all of them (resolved by the builder).
+        max_reloads: most facility visits per route; only None is supported.
         end_empty: the vehicle must reach its end depot empty, i.e. visit a facility after its
             last pickup (waste trucks must tip before parking at the yard).
-        name: free text for reports.
     """
 
     count: int
     capacity: tuple[int, ...]
-    shift: TimeWindow
-    start_depot: int = 0
-    end_depot: int = 0
+    shift: TimeWindow | None = None
+    start_depot_index: int = 0
+    end_depot_index: int | None = None
     fixed_cost: float = 0.0
     cost_per_km: float = 1.0
+    cost_per_hour: float = 0.0
     max_route_duration_s: int | None = None
-    facilities: tuple[int, ...] = ()
+    max_route_distance_m: float | None = None
+    reload_facility_indices: tuple[int, ...] = ()
+    max_reloads: int | None = None
     end_empty: bool = False
-    name: str = ""
+    id: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "capacity", tuple(int(c) for c in self.capacity))
-        object.__setattr__(self, "facilities", tuple(int(f) for f in self.facilities))
-        if not isinstance(self.count, (int, np.integer)) or self.count < 1:
+        object.__setattr__(self, "reload_facility_indices", tuple(int(f) for f in self.reload_facility_indices))
+        if not _is_int(self.count) or self.count < 1:
             _fail("count", "must be an integer >= 1")
         for d, cap in enumerate(self.capacity):
             if cap < 0:
                 _fail(f"capacity[{d}]", "must be >= 0")
         _check_finite_nonneg("fixed_cost", self.fixed_cost)
         _check_finite_nonneg("cost_per_km", self.cost_per_km)
+        if self.cost_per_hour != 0:
+            _fail("cost_per_hour", f"a cost per hour {_NOT_SUPPORTED}")
+        if self.max_route_distance_m is not None:
+            _fail("max_route_distance_m", f"a maximum route distance {_NOT_SUPPORTED}")
+        if self.max_reloads is not None:
+            _fail("max_reloads", f"a maximum number of reloads {_NOT_SUPPORTED}")
         if self.max_route_duration_s is not None and self.max_route_duration_s <= 0:
             _fail("max_route_duration_s", "must be > 0 seconds or unset")
-        if len(set(self.facilities)) != len(self.facilities):
-            _fail("facilities", "lists a facility twice")
-        if self.end_empty and not self.facilities:
-            _fail("end_empty", "a vehicle that must end empty needs at least one facility")
+        if len(set(self.reload_facility_indices)) != len(self.reload_facility_indices):
+            _fail("reload_facility_indices", "lists a facility twice")
+
+    @property
+    def end_depot(self) -> int:
+        """Index of the end depot (the start depot when ``end_depot_index`` is unset)."""
+        return self.start_depot_index if self.end_depot_index is None else self.end_depot_index
+
+    @property
+    def window(self) -> TimeWindow:
+        """The resolved shift of a built problem.
+
+        Raises:
+            ValueError: the shift is unset (the vehicle type was not built by ``build_problem``).
+        """
+        if self.shift is None:
+            raise ValueError("vehicle type has no shift; build problems with build_problem")
+        return self.shift
 
 
 @dataclass(frozen=True)
 class Stop:
-    """A client to visit: a bin, skip or service request.
+    """A client to visit: a bin, skip or service request (``wasteml.v1.Stop``).
 
     Attributes:
         id: caller's identifier, unique within the problem (non-empty).
-        location: index into the matrices.
+        location, location_index: as for :class:`Depot`.
         demand: load picked up per dimension (non-negative integers).
-        service_duration_s: time spent at the stop, seconds (>= 0).
+        service_duration_s: time spent at the stop, whole seconds (>= 0).
         time_windows: allowed service start intervals, sorted and disjoint; empty = any time.
-        required: True: must be visited (else the problem is infeasible). False: optional.
-        penalty: cost of leaving an optional stop unvisited (its prize), currency units >= 0.
+        optional_visit: True: may be left unvisited at ``skip_penalty``. False: required.
+        skip_penalty: cost of leaving an optional stop unvisited (its prize), cost units >= 0;
+            ignored for required stops.
+        allowed_vehicle_type_indices: restricting a stop to vehicle types; only empty (all
+            types) is supported.
     """
 
     id: str
-    location: int
+    location: GeoPoint | None = None
+    location_index: int | None = None
     demand: tuple[int, ...] = ()
     service_duration_s: int = 0
     time_windows: tuple[TimeWindow, ...] = ()
-    required: bool = True
-    penalty: float = 0.0
+    optional_visit: bool = False
+    skip_penalty: float = 0.0
+    allowed_vehicle_type_indices: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "demand", tuple(int(q) for q in self.demand))
@@ -242,12 +260,45 @@ class Stop:
         for d, q in enumerate(self.demand):
             if q < 0:
                 _fail(f"demand[{d}]", "must be >= 0")
-        if not isinstance(self.service_duration_s, (int, np.integer)) or self.service_duration_s < 0:
-            _fail("service_duration_s", "must be an integer >= 0 seconds")
+        if not _is_int(self.service_duration_s) or self.service_duration_s < 0:
+            _fail("service_duration_s", "must be a whole number of seconds >= 0")
         for k in range(1, len(self.time_windows)):
             if self.time_windows[k].start_s <= self.time_windows[k - 1].end_s:
                 _fail(f"time_windows[{k}]", "time windows must be sorted and disjoint")
-        _check_finite_nonneg("penalty", self.penalty)
+        if self.optional_visit:
+            _check_finite_nonneg("skip_penalty", self.skip_penalty)
+        if self.allowed_vehicle_type_indices:
+            _fail("allowed_vehicle_type_indices", f"restricting a stop to vehicle types {_NOT_SUPPORTED}")
+
+    @property
+    def required(self) -> bool:
+        """True when the stop must be visited."""
+        return not self.optional_visit
+
+    @property
+    def penalty(self) -> float:
+        """Cost of leaving the stop unvisited: ``skip_penalty`` when optional, else 0."""
+        return self.skip_penalty if self.optional_visit else 0.0
+
+
+@dataclass(frozen=True)
+class ProblemFields:
+    """Where a problem's parts sit in a request, for field paths.
+
+    ``RouteOptimizer`` requests carry them under their routing names (the defaults);
+    ``PlanDayRequest`` calls its vehicle types ``fleet`` and its stops ``bins``.
+    """
+
+    depots: str = "depots"
+    vehicle_types: str = "vehicle_types"
+    stops: str = "stops"
+    facilities: str = "facilities"
+    matrix: str = "matrix"
+    speed_model: str = "speed_model"
+    dimensions: str = "dimensions"
+
+
+ROUTING_FIELDS = ProblemFields()
 
 
 @dataclass(frozen=True, eq=False)
@@ -255,7 +306,6 @@ class Problem:
     """A rich VRP: multi-depot, heterogeneous fleet, time windows, optional stops, multi-trip.
 
     Attributes:
-        locations: the places; ``len(locations)`` is the matrix size L.
         depots: at least one.
         vehicle_types: at least one; all ``capacity`` tuples have the same length (the number
             of load dimensions), equal to every stop's ``demand`` length.
@@ -263,73 +313,89 @@ class Problem:
         facilities: dump/reload points (may be empty).
         distance_m: int64 array, shape (L, L), metres, non-negative; row = from, column = to.
         duration_s: int64 array, shape (L, L), seconds, non-negative.
+        locations: coordinates of each matrix row, or None where unknown; ``len(locations)``
+            is L.
+        dimensions: names and units of the load dimensions (may be empty).
+        name: e.g. a benchmark instance "R101".
+        fields: where the parts sit in the request (field paths of errors).
 
-    Use :meth:`from_coordinates` to compute the matrices from the locations' coordinates.
-    The arrays are copied and made read-only.
+    The arrays are rounded to integers, copied and made read-only.
 
     Raises:
-        InvalidArgumentError: any field out of range, with its dotted path.
+        InvalidArgumentError: any field out of range, named by its request path.
     """
 
-    locations: tuple[Location, ...]
     depots: tuple[Depot, ...]
     vehicle_types: tuple[VehicleType, ...]
     stops: tuple[Stop, ...]
     distance_m: np.ndarray
     duration_s: np.ndarray
     facilities: tuple[Facility, ...] = ()
+    locations: tuple[GeoPoint | None, ...] = ()
+    dimensions: tuple[CapacityDimension, ...] = ()
     name: str = ""
+    fields: InitVar[ProblemFields] = ROUTING_FIELDS
 
-    def __post_init__(self) -> None:
-        for attr in ("locations", "depots", "vehicle_types", "stops", "facilities"):
+    def __post_init__(self, fields: ProblemFields) -> None:
+        f = fields
+        for attr in ("depots", "vehicle_types", "stops", "facilities", "locations", "dimensions"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
-        n_loc = len(self.locations)
-        if n_loc == 0:
-            _fail("locations", "at least one location is needed")
         for name in ("distance_m", "duration_s"):
             arr = np.asarray(getattr(self, name))
-            if arr.shape != (n_loc, n_loc):
-                _fail(name, f"shape must be ({n_loc}, {n_loc}) for {n_loc} locations, got {arr.shape}")
-            if not np.all(np.isfinite(arr)):
-                _fail(name, "must be finite")
-            if np.any(arr < 0):
-                i, j = np.argwhere(arr < 0)[0]
-                _fail(f"{name}[{i}][{j}]", "must be >= 0")
+            if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
+                _fail(f.matrix, f"{name} must be a non-empty square matrix, got shape {arr.shape}")
+            if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+                _fail(f.matrix, f"{name} must hold finite values >= 0")
             arr = np.array(np.rint(arr), dtype=np.int64)
             arr.flags.writeable = False
             object.__setattr__(self, name, arr)
+        n_loc = self.distance_m.shape[0]
+        if self.duration_s.shape != (n_loc, n_loc):
+            _fail(f.matrix, "distance and duration matrices differ in size")
+        if not self.locations:
+            object.__setattr__(self, "locations", (None,) * n_loc)
+        elif len(self.locations) != n_loc:
+            _fail(f.matrix, f"{len(self.locations)} locations for a matrix of size {n_loc}")
         if not self.depots:
-            _fail("depots", "at least one depot is needed")
+            _fail(f.depots, "at least one depot is needed")
         for i, dep in enumerate(self.depots):
-            self._check_loc(f"depots[{i}].location", dep.location)
+            self._check_loc(f"{f.depots}[{i}].location_index", dep.location_index)
         for i, fac in enumerate(self.facilities):
-            self._check_loc(f"facilities[{i}].location", fac.location)
+            self._check_loc(f"{f.facilities}[{i}].location_index", fac.location_index)
         if not self.vehicle_types:
-            _fail("vehicle_types", "at least one vehicle type is needed")
-        n_dim = len(self.vehicle_types[0].capacity)
+            _fail(f.vehicle_types, "at least one vehicle type is needed")
+        n_dim = len(self.dimensions) if self.dimensions else len(self.vehicle_types[0].capacity)
+        ref = f.dimensions if self.dimensions else f"{f.vehicle_types}[0].capacity"
         for i, vt in enumerate(self.vehicle_types):
-            p = f"vehicle_types[{i}]"
+            p = f"{f.vehicle_types}[{i}]"
             if len(vt.capacity) != n_dim:
-                _fail(f"{p}.capacity", f"has {len(vt.capacity)} dimensions, vehicle_types[0] has {n_dim}")
-            for name in ("start_depot", "end_depot"):
-                if not 0 <= getattr(vt, name) < len(self.depots):
-                    _fail(f"{p}.{name}", f"must index depots (0..{len(self.depots) - 1})")
-            for k, f in enumerate(vt.facilities):
-                if not 0 <= f < len(self.facilities):
-                    _fail(f"{p}.facilities[{k}]", f"must index facilities (0..{len(self.facilities) - 1})")
+                _fail(f"{p}.capacity", f"has {len(vt.capacity)} entries, {ref} has {n_dim}")
+            if vt.shift is None:
+                _fail(f"{p}.shift", "must be resolved (build problems with build_problem)")
+            for name in ("start_depot_index", "end_depot_index"):
+                index = getattr(vt, name)
+                if index is not None and not 0 <= index < len(self.depots):
+                    _fail(f"{p}.{name}", f"must index {f.depots} (0..{len(self.depots) - 1}), got {index}")
+            for k, fac in enumerate(vt.reload_facility_indices):
+                if not 0 <= fac < len(self.facilities):
+                    _fail(f"{p}.reload_facility_indices[{k}]",
+                          f"must index {f.facilities} (0..{len(self.facilities) - 1}), got {fac}")
+            if vt.end_empty and not vt.reload_facility_indices:
+                _fail(f"{p}.end_empty", "a vehicle that must end empty needs at least one facility")
         ids: dict[str, int] = {}
         for i, stop in enumerate(self.stops):
-            p = f"stops[{i}]"
+            p = f"{f.stops}[{i}]"
             if stop.id in ids:
-                _fail(f"{p}.id", f"duplicate id {stop.id!r} (also stops[{ids[stop.id]}])")
+                _fail(f"{p}.id", f"duplicate id {stop.id!r} (also {f.stops}[{ids[stop.id]}])")
             ids[stop.id] = i
-            self._check_loc(f"{p}.location", stop.location)
+            self._check_loc(f"{p}.location_index", stop.location_index)
             if len(stop.demand) != n_dim:
-                _fail(f"{p}.demand", f"has {len(stop.demand)} dimensions, vehicle capacities have {n_dim}")
+                _fail(f"{p}.demand", f"has {len(stop.demand)} entries, {ref} has {n_dim}")
 
-    def _check_loc(self, path: str, loc: int) -> None:
-        if not isinstance(loc, (int, np.integer)) or not 0 <= loc < len(self.locations):
-            _fail(path, f"must index locations (0..{len(self.locations) - 1})")
+    def _check_loc(self, path: str, loc: int | None) -> None:
+        n = len(self.locations)
+        if loc is None or not _is_int(loc) or not 0 <= loc < n:
+            _fail(path, f"must index the matrix rows (0..{n - 1}), got {loc}")
 
     @property
     def num_dimensions(self) -> int:
@@ -341,193 +407,20 @@ class Problem:
         """Total fleet size, summed over vehicle types."""
         return sum(vt.count for vt in self.vehicle_types)
 
-    @classmethod
-    def from_coordinates(
-        cls,
-        locations: Sequence[Location],
-        depots: Sequence[Depot],
-        vehicle_types: Sequence[VehicleType],
-        stops: Sequence[Stop],
-        facilities: Sequence[Facility] = (),
-        *,
-        detour_factor: float = DEFAULT_DETOUR_FACTOR,
-        speed_kmh: float = DEFAULT_SPEED_KMH,
-        name: str = "",
-    ) -> Problem:
-        """Build a problem whose matrices come from :func:`haversine_matrices`.
+    def stop_location(self, stop: int) -> int:
+        """Matrix index of ``stops[stop]``."""
+        loc = self.stops[stop].location_index
+        assert loc is not None
+        return loc
 
-        Raises:
-            InvalidArgumentError: a location without coordinates (``locations[i]``), or any
-                invalid field as in the constructor.
-        """
-        for i, loc in enumerate(locations):
-            if loc.lat_deg is None:
-                _fail(f"locations[{i}]", "coordinates are needed when no matrix is given")
-        lat = np.array([loc.lat_deg for loc in locations], dtype=np.float64)
-        lon = np.array([loc.lon_deg for loc in locations], dtype=np.float64)
-        dist, dur = haversine_matrices(lat, lon, detour_factor=detour_factor, speed_kmh=speed_kmh)
-        return cls(tuple(locations), tuple(depots), tuple(vehicle_types), tuple(stops),
-                   dist, dur, tuple(facilities), name)
+    def facility_location(self, facility: int) -> int:
+        """Matrix index of ``facilities[facility]``."""
+        loc = self.facilities[facility].location_index
+        assert loc is not None
+        return loc
 
-
-def haversine_matrices(
-    lat_deg: np.ndarray,
-    lon_deg: np.ndarray,
-    *,
-    detour_factor: float = DEFAULT_DETOUR_FACTOR,
-    speed_kmh: float = DEFAULT_SPEED_KMH,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Road distance and travel time estimated from coordinates.
-
-    ``distance = detour_factor * haversine(i, j)`` (great-circle distance on a sphere of radius
-    :data:`EARTH_RADIUS_M`), ``duration = distance / speed``; both rounded to integers.
-
-    Args:
-        lat_deg: float array, shape (L,), WGS84 latitude in degrees.
-        lon_deg: float array, shape (L,), WGS84 longitude in degrees.
-        detour_factor: road/great-circle ratio (>= 1), default :data:`DEFAULT_DETOUR_FACTOR`.
-        speed_kmh: mean speed (> 0), default :data:`DEFAULT_SPEED_KMH`.
-
-    Returns:
-        ``(distance_m, duration_s)``: int64 arrays, shape (L, L), symmetric, zero diagonal.
-
-    Raises:
-        InvalidArgumentError: ``detour_factor`` < 1 or ``speed_kmh`` <= 0.
-    """
-    if not detour_factor >= 1.0:
-        _fail("detour_factor", "must be >= 1")
-    if not speed_kmh > 0:
-        _fail("speed_kmh", "must be > 0 km/h")
-    lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
-    lon = np.radians(np.asarray(lon_deg, dtype=np.float64))
-    dlat = lat[:, None] - lat[None, :]
-    dlon = lon[:, None] - lon[None, :]
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
-    great_circle_m = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    dist = detour_factor * great_circle_m
-    dur = dist / (speed_kmh / 3.6)
-    return np.rint(dist).astype(np.int64), np.rint(dur).astype(np.int64)
-
-
-# --- solutions ---------------------------------------------------------------------------------
-
-
-class VisitKind(enum.Enum):
-    """What a route visits."""
-
-    STOP = "STOP"
-    FACILITY = "FACILITY"
-
-
-@dataclass(frozen=True)
-class Visit:
-    """One visit on a route.
-
-    Attributes:
-        kind: a stop or a facility (dump/reload).
-        index: index into ``Problem.stops`` or ``Problem.facilities``.
-        arrival_s: arrival time, seconds from day start.
-        start_s: service start (after any wait for the time window), seconds.
-        departure_s: ``start_s`` + service duration, seconds.
-        load_after: load on board per dimension after the visit (0 after a facility).
-    """
-
-    kind: VisitKind
-    index: int
-    arrival_s: int
-    start_s: int
-    departure_s: int
-    load_after: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class Route:
-    """The ordered visits of one vehicle, from its start depot back to its end depot.
-
-    Attributes:
-        vehicle_type: index into ``Problem.vehicle_types``.
-        vehicle: vehicle number within its type (0..count-1).
-        visits: ordered visits, without the depots.
-        start_s: departure from the start depot, seconds from day start.
-        end_s: arrival at the end depot, seconds.
-        distance_m: driven distance, metres.
-        duration_s: ``end_s - start_s``, seconds.
-        cost: ``fixed_cost + cost_per_km * distance_m / 1000``, currency units.
-    """
-
-    vehicle_type: int
-    vehicle: int
-    visits: tuple[Visit, ...]
-    start_s: int
-    end_s: int
-    distance_m: int
-    duration_s: int
-    cost: float
-
-    @property
-    def stop_indices(self) -> tuple[int, ...]:
-        """Indices of the stops visited, in order (facility visits left out)."""
-        return tuple(v.index for v in self.visits if v.kind is VisitKind.STOP)
-
-
-@dataclass(frozen=True)
-class Unassigned:
-    """A stop left out of every route, and why."""
-
-    stop: int
-    stop_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class ObjectiveParts:
-    """The objective and its parts, currency units: ``total = distance + fixed + penalties``.
-
-    Attributes:
-        distance_cost: sum of ``cost_per_km * km`` over routes.
-        fixed_cost: sum of vehicle fixed costs over used vehicles.
-        penalty: sum of penalties of unvisited optional stops.
-        distance_m: total driven distance, metres.
-        vehicles: number of routes (used vehicles).
-    """
-
-    distance_cost: float
-    fixed_cost: float
-    penalty: float
-    distance_m: int
-    vehicles: int
-
-    @property
-    def total(self) -> float:
-        """The minimised objective, currency units."""
-        return self.distance_cost + self.fixed_cost + self.penalty
-
-
-@dataclass(frozen=True)
-class Solution:
-    """An engine's answer.
-
-    Attributes:
-        status: see :class:`SolveStatus`; routes are empty unless FEASIBLE or OPTIMAL.
-        engine: ``"ortools"`` or ``"pyvrp"`` (the engine that produced the routes).
-        routes: used vehicles only.
-        unassigned: stops in no route, with reasons.
-        objective: parts of the objective (zeros when there is no solution).
-        elapsed_s: wall time of the solve, seconds.
-        first_feasible_s: seconds until the first feasible solution, or None.
-        message: engine notes, e.g. why no solution was found.
-    """
-
-    status: SolveStatus
-    engine: str
-    routes: tuple[Route, ...] = ()
-    unassigned: tuple[Unassigned, ...] = ()
-    objective: ObjectiveParts = field(default_factory=lambda: ObjectiveParts(0.0, 0.0, 0.0, 0, 0))
-    elapsed_s: float = 0.0
-    first_feasible_s: float | None = None
-    message: str = ""
-
-    @property
-    def feasible(self) -> bool:
-        """True when the solution has routes satisfying every constraint."""
-        return self.status in (SolveStatus.FEASIBLE, SolveStatus.OPTIMAL)
+    def depot_location(self, depot: int) -> int:
+        """Matrix index of ``depots[depot]``."""
+        loc = self.depots[depot].location_index
+        assert loc is not None
+        return loc

@@ -39,15 +39,12 @@ import pyvrp
 
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.routing.capabilities import pyvrp_unsupported
-from wasteml_server.routing.engine import (
-    Progress,
-    ProgressCallback,
-    SolveOptions,
-    StoppingCriterion,
-)
+from wasteml_server.routing.engine import Progress, ProgressCallback, StoppingCriterion
 from wasteml_server.routing.feasibility import screen
-from wasteml_server.routing.problem import Problem, Solution, SolveStatus, VisitKind
+from wasteml_server.routing.options import EngineName, SolveOptions
+from wasteml_server.routing.problem import Problem
 from wasteml_server.routing.schedule import Step, build_solution
+from wasteml_server.routing.solution import Solution, SolveStatus, VisitKind
 
 #: Integer cost units per currency unit (same as ``ortools_engine.COST_SCALE``).
 COST_SCALE = 100_000
@@ -62,7 +59,7 @@ _NEVER = 10**9
 class PyVrpEngine:
     """PyVRP engine. Stateless; one instance can serve many solves (not at once)."""
 
-    name = "pyvrp"
+    name = EngineName.PYVRP
 
     def unsupported(self, problem: Problem) -> str | None:
         """None, or why PyVRP cannot express ``problem`` (see ``capabilities.pyvrp_unsupported``)."""
@@ -105,7 +102,7 @@ class PyVrpEngine:
         if not result.is_feasible():
             return build_solution(problem, self.name, [], status=SolveStatus.NO_SOLUTION_IN_TIME,
                                   elapsed_s=elapsed, first_feasible_s=None, screened=screened,
-                                  message="PyVRP found no feasible solution before it was stopped")
+                                  reason="PyVRP found no feasible solution before it was stopped")
         return build_solution(problem, self.name, model.routes_of(result.best),
                               status=SolveStatus.FEASIBLE, elapsed_s=elapsed,
                               first_feasible_s=tracker.first_feasible_s, screened=screened)
@@ -146,11 +143,11 @@ class _Data:
     def __init__(self, problem: Problem, screened: dict[int, str]) -> None:
         self.problem = problem
         n_dep = len(problem.depots)
-        self.facility_depots = sorted({f for vt in problem.vehicle_types for f in vt.facilities})
+        self.facility_depots = sorted({f for vt in problem.vehicle_types for f in vt.reload_facility_indices})
         fac_depot_index = {f: n_dep + k for k, f in enumerate(self.facility_depots)}
         # virtual ends: one per (end depot, facilities) of end_empty types
         ends: list[tuple[int, tuple[int, ...]]] = sorted(
-            {(vt.end_depot, vt.facilities) for vt in problem.vehicle_types if vt.end_empty})
+            {(vt.end_depot, vt.reload_facility_indices) for vt in problem.vehicle_types if vt.end_empty})
         self.virtual_end_depot = {key: n_dep + len(self.facility_depots) + k for k, key in enumerate(ends)}
         # PyVRP locations = problem locations + one per virtual end
         n_loc = len(problem.locations)
@@ -162,12 +159,12 @@ class _Data:
         np.fill_diagonal(dist, 0)
         np.fill_diagonal(dur, 0)
         self.tip_before_end: dict[int, np.ndarray] = {}  # virtual depot -> best facility per location
-        locations = [pyvrp.Location(0, 0, name=loc.name) for loc in problem.locations]
+        locations = [pyvrp.Location(0, 0, name=str(i)) for i in range(len(problem.locations))]
         for k, (end, facs) in enumerate(ends):
             v = n_loc + k
             locations.append(pyvrp.Location(0, 0, name=f"virtual end {k}"))
-            end_loc = problem.depots[end].location
-            fac_locs = np.array([problem.facilities[f].location for f in facs])
+            end_loc = problem.depot_location(end)
+            fac_locs = np.array([problem.facility_location(f) for f in facs])
             via = problem.distance_m[:, fac_locs] + problem.distance_m[fac_locs, end_loc][None, :]
             best = np.argmin(via, axis=1)
             rows = np.arange(n_loc)
@@ -176,18 +173,18 @@ class _Data:
             dur[:n_loc, v] = (problem.duration_s[rows, fac_locs[best]] + svc[best]
                               + problem.duration_s[fac_locs[best], end_loc])
             # already empty at a facility or the start depot: go straight to the end depot
-            for loc in [*fac_locs, *(d.location for d in problem.depots)]:
+            for loc in [*fac_locs, *(problem.depot_location(d) for d in range(n_dep))]:
                 dist[loc, v] = problem.distance_m[loc, end_loc]
                 dur[loc, v] = problem.duration_s[loc, end_loc]
             self.tip_before_end[n_dep + len(self.facility_depots) + k] = np.array(facs)[best]
-        depots = [pyvrp.Depot(location=d.location, name=d.name) for d in problem.depots]
+        depots = [pyvrp.Depot(location=problem.depot_location(i), name=d.id) for i, d in enumerate(problem.depots)]
         for f in self.facility_depots:
             fac = problem.facilities[f]
             tw = fac.time_window
             depots.append(pyvrp.Depot(
-                location=fac.location, service_duration=fac.service_duration_s,
+                location=problem.facility_location(f), service_duration=fac.service_duration_s,
                 tw_early=tw.start_s if tw else 0,
-                tw_late=tw.end_s if tw else np.iinfo(np.int64).max, name=fac.name))
+                tw_late=tw.end_s if tw else np.iinfo(np.int64).max, name=fac.id))
         depots += [pyvrp.Depot(location=n_loc + k, name=f"virtual end {k}") for k in range(len(ends))]
 
         prizes = {i: round(s.penalty * COST_SCALE) if not s.required else 0
@@ -207,7 +204,7 @@ class _Data:
             if i in screened:
                 continue
             prize = prizes[i]
-            common = dict(location=stop.location, pickup=list(stop.demand),
+            common = dict(location=problem.stop_location(i), pickup=list(stop.demand),
                           delivery=[0] * len(stop.demand),
                           service_duration=stop.service_duration_s, name=stop.id)
             windows = stop.time_windows
@@ -230,18 +227,18 @@ class _Data:
 
         vehicle_types = []
         for t, vt in enumerate(problem.vehicle_types):
-            end = self.virtual_end_depot[(vt.end_depot, vt.facilities)] if vt.end_empty else vt.end_depot
+            end = self.virtual_end_depot[(vt.end_depot, vt.reload_facility_indices)] if vt.end_empty else vt.end_depot
             kwargs = {}
             if vt.max_route_duration_s is not None:
                 kwargs["shift_duration"] = vt.max_route_duration_s
             vehicle_types.append(pyvrp.VehicleType(
                 num_available=vt.count, capacity=list(vt.capacity),
-                start_depot=vt.start_depot, end_depot=end,
+                start_depot=vt.start_depot_index, end_depot=end,
                 fixed_cost=fixed[t] // g,
-                tw_early=vt.shift.start_s, tw_late=vt.shift.end_s,
+                tw_early=vt.window.start_s, tw_late=vt.window.end_s,
                 unit_distance_cost=unit[t] // g,
-                reload_depots=[fac_depot_index[f] for f in vt.facilities],
-                name=vt.name, **kwargs))
+                reload_depots=[fac_depot_index[f] for f in vt.reload_facility_indices],
+                name=vt.id, **kwargs))
         self.data = pyvrp.ProblemData(locations, clients, depots, vehicle_types, [dist], [dur], groups)
         self._fac_of_depot = {d: f for f, d in fac_depot_index.items()}
 
@@ -262,7 +259,7 @@ class _Data:
                     steps.append((VisitKind.FACILITY, self._fac_of_depot[act.idx]))
             end_depot = route.end_depot()
             if end_depot in self.tip_before_end and steps and steps[-1][0] is VisitKind.STOP:
-                last_loc = self.problem.stops[steps[-1][1]].location
+                last_loc = self.problem.stop_location(steps[-1][1])
                 steps.append((VisitKind.FACILITY, int(self.tip_before_end[end_depot][last_loc])))
             out.append((t, vehicle, steps))
         return out

@@ -1,33 +1,38 @@
-"""Route optimisation as an async domain service: unary solves and persisted jobs over the pool.
+"""Route optimisation as an async domain service: solve sessions and persisted jobs over the pool.
 
-Used by the ``RouteOptimizer`` servicer; takes and returns domain objects, except the two
-opaque payloads a job persists: the caller's request (bytes, stored as given) and the result,
-serialized by the ``encode_solution`` function the service is built with (the servicer layer's
-``solution_to_proto(...).SerializeToString()``; the storage layer keeps protobuf bytes).
+Used by the ``RouteOptimizer`` servicer and by the collection planner; takes and returns domain
+objects. A job persists the caller's request as given (opaque bytes) and its solution through
+the :class:`~wasteml_server.routing.jobs.JobRepository` port (the SQL store keeps it in the
+contract's wire format).
 
-* **Solve** (:meth:`RoutingService.solve`): one pool job bounded by its time limit and by the
-  RPC deadline (``wasteml_server.core.deadlines``) less :data:`REPLY_MARGIN_S` to send the answer;
-  a caller that goes away (task cancelled) cancels the pool job.
-* **Jobs** (:meth:`submit`, :meth:`get`, :meth:`watch`, :meth:`cancel`): persisted with
-  :class:`~wasteml_server.adapters.storage.JobStore`: QUEUED at submit, RUNNING when a worker takes it,
-  the best objective at most every :data:`PROGRESS_PERSIST_INTERVAL_S` (not per event), then
-  SUCCEEDED with the serialized solution, FAILED with the reason (a dead worker: "solver-pool
-  unavailable: solver worker (pid N) died (killed by signal 9) ..."), or CANCELLED.
+* **Solve sessions** (:meth:`RoutingService.open`): the one road into the pool, for the unary
+  ``Solve`` and for the planner's SOLVE stage alike. A session is one pool job bounded by its
+  time limit and by the RPC deadline (``wasteml_server.core.deadlines``) less
+  :data:`REPLY_MARGIN_S`, so the caller keeps time to answer (and the planner to persist); it
+  streams progress events, gives the result, and is cancelled when its ``async with`` block is
+  left early (a caller that went away cancels the pool job). A problem whose required stops
+  can never be served (``feasibility.screen``) opens a session that is already finished with
+  an INFEASIBLE solution listing each such stop with its reason: infeasible input is a reply,
+  not an error (the contract's SolutionStatus INFEASIBLE points to ``unassigned_stops`` and
+  ``infeasibility_reasons`` for this).
+* **Jobs** (:meth:`submit`, :meth:`get`, :meth:`watch`, :meth:`cancel`): persisted QUEUED at
+  submit, RUNNING when a worker takes it, the best objective at most every
+  :data:`PROGRESS_PERSIST_INTERVAL_S` (not per event), then SUCCEEDED with the solution,
+  FAILED with the reason (a dead worker: "solver-pool unavailable: solver worker (pid N) died
+  (killed by signal 9) ..."), or CANCELLED.
 * **Cancelling a finished job** returns it unchanged (the contract: "cancelling a finished job
   changes nothing"; a retried CancelJob must not fail because the first one succeeded).
-* **Restart**: :meth:`start` runs ``JobStore.recover_after_restart``: jobs left QUEUED/RUNNING
-  by a previous process become FAILED with ``RESTART_FAILURE_REASON`` (see ``storage.jobs`` for
-  why they are not re-queued); :meth:`aclose` marks this process's unfinished jobs the same way
-  on shutdown, so they read the same however the server stopped.
+* **Restart**: :meth:`start` runs ``recover_after_restart``: jobs left QUEUED/RUNNING by a
+  previous process become FAILED with ``RESTART_FAILURE_REASON`` (see ``adapters.storage.jobs``
+  for why they are not re-queued); :meth:`aclose` marks this process's unfinished jobs the same
+  way on shutdown, so they read the same however the server stopped.
 * **Idempotency**: a ``request_id`` maps to a fixed job id (UUID5), so a repeated submit returns
   the first job, even across restarts.
-* **Infeasible input is a reply, not an error**: a problem whose required stops can never be
-  served (``feasibility.screen``, checked by the pool at submission) answers Solve with an
-  INFEASIBLE solution listing each such stop with its reason, and SubmitJob with a job that
-  finished at once with that solution (the contract's SolutionStatus INFEASIBLE points to
-  ``unassigned_stops`` and ``infeasibility_reasons`` for this).
 * **Cancelled jobs keep no solution**: the pool answers a cancellation at once and discards the
   worker's late answer (so that the search stops within a second).
+
+Field paths: the options of a request sit under ``options`` (``RouteOptimizer``) or
+``solve_options`` (``PlanDay``); callers say which (``options_field``).
 """
 
 from __future__ import annotations
@@ -39,24 +44,26 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import TracebackType
 
-from wasteml_server.adapters.storage import RESTART_FAILURE_REASON, JobRecord, JobStatus, JobStore
 from wasteml_server.core.deadlines import remaining_s
 from wasteml_server.core.errors import (
     AlreadyExistsError,
     CancelledError,
     FailedPreconditionError,
     InfeasibleProblemError,
-    InvalidArgumentError,
     NotFoundError,
     WastemlError,
+    under,
 )
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.engine import SolveOptions
-from wasteml_server.routing.feasibility import screen
-from wasteml_server.routing.pool import JobHandle, JobState, SolverPool
+from wasteml_server.routing.feasibility import unservable
+from wasteml_server.routing.jobs import RESTART_FAILURE_REASON, JobRecord, JobRepository
+from wasteml_server.routing.options import EngineName, SolveOptions
+from wasteml_server.routing.pool import JobHandle, ProgressEvent, SolverPool
 from wasteml_server.routing.portfolio import engines_for
-from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
+from wasteml_server.routing.problem import Problem
+from wasteml_server.routing.solution import Solution, SolveStatus, UnassignedReason, UnassignedStop
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +79,61 @@ FOREIGN_POLL_S = 1.0
 #: Namespace of job ids derived from ``request_id`` (UUID5).
 REQUEST_ID_NAMESPACE = uuid.UUID("7b0c8f0e-8a55-4f57-9d49-1c3e6f1f2a10")
 
-#: Encodes a solution of a problem for the store (protobuf bytes).
-SolutionEncoder = Callable[[Solution, Problem], bytes]
+
+class SolveSession:
+    """One solve as its caller follows it: progress events, the result, cancellation.
+
+    Made by :meth:`RoutingService.open`; use it as ``async with`` so that leaving the block
+    before the end (an error, a cancelled caller) cancels the pool job.
+
+    Args:
+        handle: the pool job, or None when the session is settled at once.
+        settled: the solution of a session that needs no solve (infeasible input).
+    """
+
+    def __init__(self, handle: JobHandle | None, settled: Solution | None = None) -> None:
+        if (handle is None) == (settled is None):
+            raise ValueError("give a pool job or a settled solution")
+        self.handle = handle
+        self._settled = settled
+
+    async def __aenter__(self) -> SolveSession:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.cancel()
+
+    @property
+    def engine(self) -> EngineName:
+        """The engine label of the session (PORTFOLIO when several engines run)."""
+        if self.handle is None:
+            assert self._settled is not None
+            return self._settled.engine
+        engines = self.handle.engines
+        return EngineName.PORTFOLIO if len(engines) > 1 else engines[0]
+
+    async def events(self) -> AsyncIterator[ProgressEvent]:
+        """Improvements from the start of the solve until it ends (none for a settled one)."""
+        if self.handle is not None:
+            async for event in self.handle.events():
+                yield event
+
+    async def result(self) -> Solution:
+        """The solution.
+
+        Raises:
+            CancelledError: the solve was cancelled.
+            UnavailableError: its worker died, or the pool was closed.
+        """
+        if self.handle is None:
+            assert self._settled is not None
+            return self._settled
+        return await self.handle.result()
+
+    def cancel(self) -> bool:
+        """Stop the solve if it still runs; True if it did."""
+        return self.handle.cancel() if self.handle is not None else False
 
 
 @dataclass(frozen=True)
@@ -81,14 +141,14 @@ class JobProgress:
     """Progress of a job.
 
     Attributes:
-        engine: engine of the best solution so far (``"ortools"``/``"pyvrp"``), or the job's
-            engine name when read from the store.
+        engine: engine of the best solution so far, or the job's engine label when read from
+            the store.
         best_objective: best total objective so far, cost units; None before the first.
         elapsed_s: seconds since the job started running (0 while queued).
         solutions_found: improving solutions reported so far (0 when read from the store).
     """
 
-    engine: str
+    engine: EngineName
     best_objective: float | None
     elapsed_s: float
     solutions_found: int
@@ -99,18 +159,12 @@ class JobSnapshot:
     """A job as the API shows it.
 
     Attributes:
-        record: the persisted job (status, reason, stored request and result bytes, times).
+        record: the persisted job (status, reason, stored request and result, times).
         progress: live progress when this process runs the job, else from the record.
     """
 
     record: JobRecord
-
     progress: JobProgress | None
-
-    @property
-    def interrupted(self) -> bool:
-        """True for a job failed by a server restart (not by its own fault)."""
-        return self.record.status is JobStatus.FAILED and self.record.failure_reason == RESTART_FAILURE_REASON
 
     @property
     def final(self) -> bool:
@@ -121,12 +175,11 @@ class JobSnapshot:
 class _LiveJob:
     """A job of this process: its pool handle, progress, and a change signal for watchers."""
 
-    def __init__(self, job_id: str, handle: JobHandle, problem: Problem) -> None:
+    def __init__(self, job_id: str, handle: JobHandle) -> None:
         self.id = job_id
         self.handle = handle
-        self.problem = problem
         self.best: float | None = None
-        self.best_engine = handle.engines[0].value
+        self.best_engine = handle.engines[0]
         self.solutions = 0
         self.settled = False  # the final state is in the store
         self.signal = asyncio.Event()
@@ -143,28 +196,21 @@ class _LiveJob:
         old.set()
 
 
-def _engine_label(handle: JobHandle) -> str:
-    return "portfolio" if len(handle.engines) > 1 else handle.engines[0].value
-
-
 class RoutingService:
-    """Unary solves and persisted, watchable, cancellable jobs on a :class:`SolverPool`.
+    """Solve sessions and persisted, watchable, cancellable jobs on a :class:`SolverPool`.
 
     Args:
         pool: the started solver pool.
-        jobs: the job store (SQL).
+        jobs: where jobs persist (the SQL store).
         settings: ``solver_max_time_limit_s`` bounds every time limit.
-        encode_solution: serializes a solution for the store (protobuf bytes).
 
     All methods must run on the event loop the pool was started on.
     """
 
-    def __init__(self, pool: SolverPool, jobs: JobStore, settings: Settings,
-                 encode_solution: SolutionEncoder) -> None:
+    def __init__(self, pool: SolverPool, jobs: JobRepository, settings: Settings) -> None:
         self.pool = pool
         self.jobs = jobs
         self.max_time_limit_s = settings.solver_max_time_limit_s
-        self._encode = encode_solution
         self._live: dict[str, _LiveJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -187,30 +233,51 @@ class RoutingService:
                 await asyncio.to_thread(self._try, self.jobs.fail, live.id, RESTART_FAILURE_REASON)
         self._live.clear()
 
-    # -- unary ------------------------------------------------------------------------------
+    # -- solve sessions ---------------------------------------------------------------------
+
+    async def open(self, problem: Problem, options: SolveOptions, *,
+                   options_field: str = "options", deadline: float | None = None,
+                   within_call: bool = True) -> SolveSession:
+        """Start a solve (module docstring): the one road into the pool.
+
+        Args:
+            problem: the problem.
+            options: how to solve it; an unset time limit gets this server's default.
+            options_field: path of the options in the request, for field violations.
+            deadline: absolute ``time.time()`` by which the search must stop; None takes the
+                RPC deadline less the reply margin (when ``within_call``).
+            within_call: bound the solve by the current RPC's deadline (False for jobs, which
+                outlive the call that submitted them).
+
+        Raises:
+            InvalidArgumentError: a time limit above the maximum, or an engine that cannot
+                express the problem (``<options_field>.time_limit`` / ``.engine``).
+            ResourceExhaustedError: the solver queue is full.
+            UnavailableError: the pool is down.
+        """
+        with under(options_field):
+            options = options.limited(self.max_time_limit_s)
+            engines_for(problem, options.engine)
+        if deadline is None and within_call:
+            deadline = call_deadline()
+        try:
+            handle = await self.pool.submit(problem, options, deadline=deadline)
+        except InfeasibleProblemError as err:
+            return SolveSession(None, infeasible_solution(problem, options, err))
+        return SolveSession(handle)
 
     async def solve(self, problem: Problem, options: SolveOptions) -> Solution:
-        """Solve within ``options.time_limit_s`` and the caller's deadline.
+        """Solve within the time limit and the caller's deadline (the unary ``Solve``).
 
         Returns:
             the best solution; INFEASIBLE (each unservable required stop with its reason,
             nothing solved) when a required stop can never be served.
 
         Raises:
-            InvalidArgumentError: time limit above the maximum; an engine that cannot express
-                the problem (field ``options.engine``).
-            ResourceExhaustedError: the solver queue is full.
-            UnavailableError: the pool is down, or the worker died during the solve.
+            as :meth:`open`, and UnavailableError when the worker dies during the solve.
         """
-        try:
-            handle = await self._submit_to_pool(problem, options, _deadline())
-        except InfeasibleProblemError as err:
-            return infeasible_solution(problem, options, err)
-        try:
-            return await handle.result()
-        except asyncio.CancelledError:  # the caller went away or its deadline passed
-            handle.cancel()
-            raise
+        async with await self.open(problem, options) as session:
+            return await session.result()
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -225,28 +292,28 @@ class RoutingService:
             request_id: idempotency key: a job with the same key is returned instead.
 
         Raises:
-            as :meth:`solve` (at submission), and UnavailableError when the store is down.
+            as :meth:`open`, and UnavailableError when the store is down.
         """
         job_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, request_id)) if request_id else None
         if job_id is not None:
             existing = await self._find(job_id)
             if existing is not None:
                 return existing
+        session = await self.open(problem, options, within_call=False)
+        handle = session.handle
+        limit_s = options.limited(self.max_time_limit_s).limit_s
+        if handle is None:
+            return await self._settled_job(job_id, request_bytes, limit_s, await session.result())
         try:
-            handle = await self._submit_to_pool(problem, options, None)
-        except InfeasibleProblemError as err:
-            return await self._settled_job(job_id, problem, options, request_bytes,
-                                           infeasible_solution(problem, options, err))
-        try:
-            record = await asyncio.to_thread(self.jobs.create, _engine_label(handle), request_bytes,
-                                             options.time_limit_s, job_id=job_id or handle.id)
+            record = await asyncio.to_thread(self.jobs.create, session.engine.value, request_bytes,
+                                             limit_s, job_id=job_id or handle.id)
         except AlreadyExistsError:  # a concurrent submit with the same request_id won
             handle.cancel()
             return await self.get(job_id or handle.id)
         except BaseException:
             handle.cancel()
             raise
-        live = _LiveJob(str(record.id), handle, problem)
+        live = _LiveJob(str(record.id), handle)
         self._live[live.id] = live
         task = asyncio.get_running_loop().create_task(self._follow(live), name=f"routing-job-{live.id}")
         self._tasks.add(task)
@@ -318,24 +385,14 @@ class RoutingService:
 
     # -- internals --------------------------------------------------------------------------
 
-    async def _submit_to_pool(self, problem: Problem, options: SolveOptions,
-                              deadline: float | None) -> JobHandle:
-        try:
-            return await self.pool.submit(problem, options, deadline=deadline)
-        except InvalidArgumentError as err:  # the pool names its own arguments; name the request's
-            fields = {"time_limit_s": "options.time_limit", "engine": "options.engine"}
-            v = err.violations[0]
-            raise InvalidArgumentError(fields.get(v.field, v.field), v.description) from None
-
-    async def _settled_job(self, job_id: str | None, problem: Problem, options: SolveOptions,
-                           request_bytes: bytes, solution: Solution) -> JobSnapshot:
+    async def _settled_job(self, job_id: str | None, request_bytes: bytes, limit_s: float,
+                           solution: Solution) -> JobSnapshot:
         """A job that is finished at submission (infeasible input): stored as SUCCEEDED."""
-        payload = await asyncio.to_thread(self._encode, solution, problem)
 
         def store() -> JobRecord:
-            record = self.jobs.create(solution.engine, request_bytes, options.time_limit_s, job_id=job_id)
+            record = self.jobs.create(solution.engine.value, request_bytes, limit_s, job_id=job_id)
             self.jobs.mark_running(record.id)
-            return self.jobs.finish(record.id, payload)
+            return self.jobs.finish(record.id, solution)
 
         try:
             record = await asyncio.to_thread(store)
@@ -370,9 +427,9 @@ class RoutingService:
         """Persist one job's life: RUNNING, throttled progress, and its final state."""
         handle, key = live.handle, live.id
         try:
-            while handle.state is JobState.QUEUED:
-                await asyncio.sleep(0.05)
-            await asyncio.to_thread(self._try, self.jobs.mark_running, key)
+            await handle.running()
+            if handle.started_at is not None:  # taken by a worker (it may have finished since)
+                await asyncio.to_thread(self._try, self.jobs.mark_running, key)
             live.bump()
             last_write = 0.0
             async for event in handle.events():
@@ -395,9 +452,8 @@ class RoutingService:
                 logger.exception("routing job %s failed unexpectedly", key)
                 await asyncio.to_thread(self._try, self.jobs.fail, key, "the solver failed unexpectedly")
             else:
-                payload = await asyncio.to_thread(self._encode, solution, live.problem)
                 best = solution.objective.total if solution.feasible else None
-                await asyncio.to_thread(self._try, lambda: self.jobs.finish(key, payload, best_objective=best))
+                await asyncio.to_thread(self._try, lambda: self.jobs.finish(key, solution, best_objective=best))
             live.settled = True
             live.bump()
         except asyncio.CancelledError:
@@ -416,19 +472,21 @@ def infeasible_solution(problem: Problem, options: SolveOptions, err: Infeasible
     """The INFEASIBLE answer for a problem whose required stops can never be served.
 
     Every stop is unassigned: the unservable ones with the screening's reason (why each vehicle
-    type cannot serve it), the others as not planned; ``message`` is the screening's summary.
+    type cannot serve it), the others as not planned; the screening's summary is the reason.
     """
-    relaxed = dataclasses.replace(problem, stops=tuple(dataclasses.replace(s, required=False)
-                                                       for s in problem.stops))
-    reasons = screen(relaxed)
+    found = unservable(problem)
     unassigned = tuple(
-        Unassigned(i, s.id, reasons.get(i, "not planned: the problem has no feasible solution"))
+        UnassignedStop(i, s.id, found[i].reason, found[i].detail) if i in found
+        else UnassignedStop(i, s.id, UnassignedReason.UNSPECIFIED,
+                            "not planned: the problem has no feasible solution")
         for i, s in enumerate(problem.stops))
-    engine = engines_for(problem, options.engine)[0].value
-    return Solution(SolveStatus.INFEASIBLE, engine, (), unassigned, message=err.message)
+    engine = engines_for(problem, options.engine).engines[0]
+    solution = Solution(SolveStatus.INFEASIBLE, engine, unassigned_stops=unassigned,
+                        infeasibility_reasons=(err.message,))
+    return dataclasses.replace(solution, engine_runs=(solution.run(),))
 
 
-def _deadline() -> float | None:
+def call_deadline() -> float | None:
     """The RPC deadline as ``time.time()``, less the reply margin; None outside an RPC."""
     left = remaining_s()
     if left is None:
@@ -439,4 +497,8 @@ def _deadline() -> float | None:
 def _stored_progress(record: JobRecord) -> JobProgress | None:
     if record.started_at is None:
         return None
-    return JobProgress(record.engine, record.best_objective, record.elapsed_s or 0.0, 0)
+    try:
+        engine = EngineName(record.engine)
+    except ValueError:
+        engine = EngineName.AUTO
+    return JobProgress(engine, record.best_objective, record.elapsed_s or 0.0, 0)

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.geo import GeoPoint
 
-#: Embedding dimension of all-MiniLM-L6-v2 (model card: 384-dimensional dense vectors).
-EMBEDDING_DIM = 384
+__all__ = ["GeoPoint"]  # the one point type (core.geo), re-exported for search callers
 
 #: Longest document id accepted, in characters (Milvus VARCHAR primary key ``max_length``).
 MAX_ID_CHARS = 128
@@ -29,19 +30,6 @@ MAX_TEXT_BYTES = 8192
 
 #: Longest ``kind`` / ``source`` strings, in UTF-8 bytes (VARCHAR ``max_length``).
 MAX_LABEL_BYTES = 256
-
-
-@dataclass(frozen=True, slots=True)
-class GeoPoint:
-    """A WGS84 point.
-
-    Attributes:
-        latitude_deg: degrees north, -90..90.
-        longitude_deg: degrees east, -180..180.
-    """
-
-    latitude_deg: float
-    longitude_deg: float
 
 
 def epoch_s(when: datetime) -> int:
@@ -115,13 +103,13 @@ class CollectionStats:
     Attributes:
         collection: collection name.
         document_count: rows in the collection (an exact ``count(*)`` query).
-        dimension: vector dimension (384).
+        dimension: vector dimension (the encoder's, 384 for all-MiniLM-L6-v2).
         index_type: vector index type, e.g. ``"HNSW"``.
         metric_type: similarity metric of the index (``"COSINE"``).
         backend: ``"milvus-lite"`` (a local file) or ``"milvus"`` (a server reached by URI).
         consistency_level: consistency level of searches, e.g. ``"Bounded"``.
         documents_by_kind: number of documents per kind.
-        embedding_models: number of documents per embedding model (``"name:version"``).
+        embedding_models: number of documents per embedding model and version.
         index_params: build parameters of the vector index, e.g. ``{"M": "16", ...}``.
         server_version: Milvus version string reported by the back-end.
     """
@@ -134,7 +122,7 @@ class CollectionStats:
     backend: str
     consistency_level: str
     documents_by_kind: dict[str, int] = field(default_factory=dict)
-    embedding_models: dict[str, int] = field(default_factory=dict)
+    embedding_models: dict[ModelRef, int] = field(default_factory=dict)
     index_params: dict[str, str] = field(default_factory=dict)
     server_version: str = ""
 
@@ -164,28 +152,32 @@ def document_violations(doc: Document, prefix: str) -> list[FieldViolation]:
                 FieldViolation(f"{prefix}.{name}", f"must be a string of <= {MAX_LABEL_BYTES} bytes")
             )
     if doc.location is not None:
-        out.extend(point_violations(doc.location, f"{prefix}.location"))
+        out.extend(doc.location.violations(f"{prefix}.location"))
     if not isinstance(doc.created_at, datetime) or doc.created_at.tzinfo is None:
         out.append(FieldViolation(f"{prefix}.created_at", "must be a timezone-aware time"))
     return out
 
 
-def point_violations(point: GeoPoint, prefix: str) -> list[FieldViolation]:
-    """Violations of a WGS84 point: latitude outside -90..90, longitude outside -180..180, NaN.
+_COLLECTION_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
-    Args:
-        point: the point.
-        prefix: dotted path of the point, e.g. ``"filters.radius.center"``.
+
+def validate_collection_name(name: str, field: str = "collection") -> str:
+    """Check a collection name (Milvus rules: a letter or ``_`` first, then letters, digits,
+    ``_``; at most 255 characters).
+
+    Raises:
+        InvalidArgumentError: naming ``field``.
     """
-    out: list[FieldViolation] = []
-    lat, lon = point.latitude_deg, point.longitude_deg
-    if not (isinstance(lat, int | float) and math.isfinite(lat) and -90.0 <= lat <= 90.0):
-        out.append(FieldViolation(f"{prefix}.latitude_deg", f"must be within -90..90, got {lat}"))
-    if not (isinstance(lon, int | float) and math.isfinite(lon) and -180.0 <= lon <= 180.0):
-        out.append(
-            FieldViolation(f"{prefix}.longitude_deg", f"must be within -180..180, got {lon}")
+    if (
+        not name
+        or len(name) > 255
+        or not (name[0].isalpha() or name[0] == "_")
+        or not set(name) <= _COLLECTION_NAME_CHARS
+    ):
+        raise InvalidArgumentError(
+            field, "must start with a letter or '_' and hold only letters, digits and '_'"
         )
-    return out
+    return name
 
 
 def validate_documents(

@@ -8,48 +8,44 @@
   Used where no Triton runs (tests of the search domain, the benchmark baseline, ingestion
   without a server).
 
-Both return float32 ``[n, 384]`` unit vectors: the exported graph
+Both return float32 ``[n, dimension]`` unit vectors: the exported graph
 (``model_repository/text_encoder/1/model.onnx``, made by ``python -m wasteml_export
-text-encoder``) does attention-mask mean pooling and L2 normalisation itself; inputs
-``input_ids`` / ``attention_mask`` int64 ``[batch, seq]``, output ``embedding``.
+text-encoder``) does attention-mask mean pooling and L2 normalisation itself. Tensor names,
+the dimension and the batch bound come from the model's ``config.pbtxt``
+(``wasteml_models.config.EncoderSignature``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from wasteml_models import TEXT_ENCODER
+from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
-from wasteml_server.search.documents import EMBEDDING_DIM
-
-#: Triton / repository name of the fp32 text encoder.
-TEXT_ENCODER = "text_encoder"
-#: Input and output tensor names of the exported graph.
-INPUT_IDS, ATTENTION_MASK, OUTPUT = "input_ids", "attention_mask", "embedding"
-#: Largest batch one model call takes (the model's ``max_batch_size`` in config.pbtxt).
-MAX_MODEL_BATCH = 64
+from wasteml_server.search.encoder import TextEncoder
 
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Anything that turns texts into unit-norm 384-d vectors.
+    """Anything that turns texts into unit-norm vectors of one model version.
 
     Attributes:
-        model_name: encoder name, e.g. ``"text_encoder"``.
-        model_version: encoder version, e.g. ``"1"``.
+        model: the encoder and version (version None until a served call named it).
+        dimension: the vector dimension.
     """
 
-    model_name: str
-    model_version: str
+    model: ModelRef
+    dimension: int
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts: float32 ``[len(texts), 384]``, each row L2 norm 1.
+        """Embed texts: float32 ``[len(texts), dimension]``, each row L2 norm 1.
 
         Raises:
             InvalidArgumentError: ``texts`` is empty or holds a non-string (field ``texts``).
@@ -58,14 +54,9 @@ class Embedder(Protocol):
         ...
 
 
-def model_tag(embedder: Embedder) -> str:
-    """``"name:version"`` of an embedder, stored with each vector."""
-    return f"{embedder.model_name}:{embedder.model_version}"
-
-
-def _check_output(out: np.ndarray, n: int, who: str) -> np.ndarray:
+def _check_output(out: np.ndarray, n: int, dimension: int, who: str) -> np.ndarray:
     out = np.asarray(out, dtype=np.float32)
-    if out.shape != (n, EMBEDDING_DIM) or not np.all(np.isfinite(out)):
+    if out.shape != (n, dimension) or not np.all(np.isfinite(out)):
         raise UnavailableError(who, f"encoder returned shape {list(out.shape)} or non-finite values")
     return out
 
@@ -84,24 +75,16 @@ class OnnxEmbedder:
     """The exported text encoder run in-process by ONNX Runtime on the CPU.
 
     Args:
-        model_path: ``model.onnx`` of a text-encoder version folder; its ``tokenizer.json``
-            must lie beside it (the export puts it there).
+        model_path: ``<repository>/<model>/<version>/model.onnx``; its ``tokenizer.json`` lies
+            beside it (the export puts it there) and the model's ``config.pbtxt`` two folders
+            up states its signature.
         threads: ONNX Runtime intra-op threads; 0 = ONNX Runtime's default (all cores).
-        model_name: name reported with vectors (default ``text_encoder``).
-        model_version: version reported; default the version folder's name.
 
     Raises:
         FileNotFoundError: the model or its tokenizer is missing (run the export).
     """
 
-    def __init__(
-        self,
-        model_path: Path | str,
-        *,
-        threads: int = 0,
-        model_name: str = TEXT_ENCODER,
-        model_version: str | None = None,
-    ) -> None:
+    def __init__(self, model_path: Path | str, *, threads: int = 0) -> None:
         import onnxruntime as ort
 
         path = Path(model_path)
@@ -109,15 +92,17 @@ class OnnxEmbedder:
             raise FileNotFoundError(
                 f"{path} does not exist: run 'python -m wasteml_export text-encoder'"
             )
+        version_dir, model_dir = path.parent, path.parent.parent
+        self.signature = EncoderSignature.load(model_dir.parent, model_dir.name)
+        self.dimension = self.signature.dimension
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         self._session = ort.InferenceSession(
             str(path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
-        self._tokenizer = TextTokenizer.from_file(path.parent / "tokenizer.json")
-        self.model_name = model_name
-        self.model_version = model_version or path.parent.name
+        self._tokenizer = TextTokenizer.from_file(version_dir / "tokenizer.json")
+        self.model = ModelRef(model_dir.name, int(version_dir.name) if version_dir.name.isdigit() else None)
         self.model_path = path
 
     @classmethod
@@ -125,29 +110,25 @@ class OnnxEmbedder:
         cls, repository: Path | str, model: str = TEXT_ENCODER, version: int = 1, threads: int = 0
     ) -> OnnxEmbedder:
         """Load ``<repository>/<model>/<version>/model.onnx`` (``settings.model_repository``)."""
-        return cls(
-            Path(repository) / model / str(version) / "model.onnx",
-            threads=threads,
-            model_name=model,
-            model_version=str(version),
-        )
+        return cls(Path(repository) / model / str(version) / "model.onnx", threads=threads)
 
     def embed_sync(self, texts: Sequence[str]) -> np.ndarray:
-        """Blocking :meth:`embed`: float32 ``[n, 384]`` unit vectors."""
+        """Blocking :meth:`embed`: float32 ``[n, dimension]`` unit vectors."""
         _validate_texts(texts)
-        out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
-        for batch in self._tokenizer.encode_groups(texts, max_batch_size=MAX_MODEL_BATCH):
+        sig = self.signature
+        out = np.empty((len(texts), sig.dimension), dtype=np.float32)
+        for batch in self._tokenizer.encode_groups(texts, max_batch_size=sig.max_batch_size):
             (emb,) = self._session.run(
-                [OUTPUT], {INPUT_IDS: batch.input_ids, ATTENTION_MASK: batch.attention_mask}
+                [sig.embedding], {sig.input_ids: batch.input_ids, sig.attention_mask: batch.attention_mask}
             )
             out[batch.indices] = emb
-        return _check_output(out, len(texts), "onnxruntime")
+        return _check_output(out, len(texts), sig.dimension, "onnxruntime")
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts off the event loop (ONNX Runtime releases the GIL while it runs).
 
         Returns:
-            float32 ``[len(texts), 384]``, unit norm.
+            float32 ``[len(texts), dimension]``, unit norm.
 
         Raises:
             InvalidArgumentError: empty list or a blank/non-string text (``texts[i]``).
@@ -157,41 +138,41 @@ class OnnxEmbedder:
 
 
 class TritonEmbedder:
-    """The server's embedder: the ``text_encoder`` model on Triton.
+    """The server's embedder: a text-encoder model on Triton.
 
     An adapter of :class:`wasteml_server.search.encoder.TextEncoder` (tokenisation into length
-    buckets, concurrent Triton requests of at most 64 rows, reassembly) to the
+    buckets, concurrent requests of at most ``max_batch_size`` rows, reassembly) to the
     :class:`Embedder` protocol.
 
     Args:
         encoder: the server's ``TextEncoder``.
-        model_version: Triton model version to request; ``""`` lets Triton pick the latest
-            ready one, and :attr:`model_version` then reports what served the last call.
+        version: the model version to request; None lets Triton pick the latest ready one,
+            and :attr:`model` then names what served the last call.
     """
 
-    def __init__(self, encoder: Any, model_version: str = "1") -> None:
+    def __init__(self, encoder: TextEncoder, version: int | None = None) -> None:
         self._encoder = encoder
-        self._version = model_version
-        self.model_name = str(encoder.model)
-        self.model_version = model_version or "latest"
+        self._version = version
+        self.model = ModelRef(encoder.model, version)
+        self.dimension = encoder.dimension
 
-    async def resolve_version(self) -> str:
-        """Pin :attr:`model_version` to the version Triton serves (one one-text call when the
-        version was left to Triton), so vectors stored by ingestion carry a stable
-        ``name:version`` tag from the first batch on.
+    async def resolve_version(self) -> ModelRef:
+        """Pin :attr:`model` to the version Triton serves (one one-text call when the version
+        was left to Triton), so vectors stored by ingestion carry a stable ``name:version``
+        tag from the first batch on.
 
         Raises:
             UnavailableError / NotFoundError / DeadlineExceededError: from Triton.
         """
-        if not self._version and self.model_version == "latest":
+        if self.model.version is None:
             await self.embed(["version probe"])
-        return self.model_version
+        return self.model
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts through Triton.
 
         Returns:
-            float32 ``[len(texts), 384]``, unit norm, in input order.
+            float32 ``[len(texts), dimension]``, unit norm, in input order.
 
         Raises:
             InvalidArgumentError: empty list or a blank/non-string text (``texts[i]``).
@@ -199,12 +180,6 @@ class TritonEmbedder:
         """
         _validate_texts(texts)
         result = await self._encoder.embed(list(texts), version=self._version)
-        if not self._version and result.version:
-            self.model_version = str(result.version)
-        return _check_output(result.vectors, len(texts), "triton")
-
-
-def export_info(model_path: Path | str) -> dict[str, Any]:
-    """The ``export_info.json`` beside a model file (source, hashes, parity), or ``{}``."""
-    info = Path(model_path).parent / "export_info.json"
-    return json.loads(info.read_text()) if info.is_file() else {}
+        if self._version is None:
+            self.model = result.model
+        return _check_output(result.vectors, len(texts), self.dimension, "triton")

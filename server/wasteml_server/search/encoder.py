@@ -1,10 +1,14 @@
-"""Text embeddings through Triton: tokenise here, run the encoder there.
+"""Text embeddings through the model server: tokenise here, run the encoder there.
 
 The orchestration side tokenises with HF ``tokenizers`` from the same ``tokenizer.json`` the
-export shipped (``search/tokenizer.py``), groups texts by padded length bucket so that
+export shipped (``wasteml_models.tokenizer``), groups texts by padded length bucket so that
 Triton's dynamic batcher (which only merges equal shapes) can merge requests, sends the
-batches concurrently, and reassembles the 384-d embeddings (mean pooling and L2
-normalisation happen inside the ONNX graph).
+batches concurrently, and reassembles the embeddings (mean pooling and L2 normalisation
+happen inside the ONNX graph). Tensor names, the embedding dimension and the batch bound are
+the model's (``wasteml_models.config.EncoderSignature``, from its ``config.pbtxt``).
+
+A call is served by one model version: if a reload lets two versions answer the batches of
+one call, the call fails with ``UnavailableError`` (retry) rather than mix their vectors.
 """
 
 from __future__ import annotations
@@ -15,14 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
-from wasteml_server.adapters.triton.client import TritonClient
 from wasteml_server.core import metrics
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
-
-#: Output dimension of all-MiniLM-L6-v2 (model card).
-EMBEDDING_DIM = 384
+from wasteml_server.core.inference import InferenceServer
 
 
 @dataclass(frozen=True)
@@ -30,95 +33,105 @@ class Embeddings:
     """Embeddings of a list of texts, in input order.
 
     Attributes:
-        vectors: float32 ``[n, 384]``, each row L2-normalised.
+        vectors: float32 ``[n, dimension]``, each row L2-normalised.
         token_counts: int64 ``[n]``, tokens consumed per text (specials included).
         truncated: bool ``[n]``, True where the text reached the maximum sequence length.
-        model: the encoder model name.
-        version: the model version that served the call (as Triton reported it).
+        model: the encoder and the version that served the call.
     """
 
     vectors: np.ndarray
     token_counts: np.ndarray
     truncated: np.ndarray
-    model: str
-    version: str
+    model: ModelRef
 
 
 class TextEncoder:
-    """Embeds texts with the ``text_encoder`` model on Triton.
+    """Embeds texts with a text-encoder model on the model server.
 
     Args:
-        triton: the server's Triton client.
+        server: the model server (``InferenceServer``; Triton in the server).
         tokenizer: the encoder's tokenizer (same ``tokenizer.json`` as the export).
-        model: Triton model name (``text_encoder`` or ``text_encoder_int8``).
-        max_batch_size: rows per Triton request; the model's ``max_batch_size`` (64).
+        model: model name (``text_encoder`` or ``text_encoder_int8``).
+        signature: the model's tensors, dimension and batch bound.
         max_texts: most texts one call may embed.
-        timeout_s: timeout of one Triton request when the call has no deadline, seconds.
+        timeout_s: timeout of one request when the call has no deadline, seconds.
     """
 
     def __init__(
         self,
-        triton: TritonClient,
+        server: InferenceServer,
         tokenizer: TextTokenizer,
-        model: str = "text_encoder",
-        max_batch_size: int = 64,
+        model: str,
+        signature: EncoderSignature,
         max_texts: int = 1024,
         timeout_s: float = 30.0,
     ) -> None:
-        self._triton = triton
+        self._server = server
         self._tokenizer = tokenizer
         self.model = model
-        self.max_batch_size = max_batch_size
+        self.signature = signature
         self.max_texts = max_texts
         self.timeout_s = timeout_s
 
-    async def embed(self, texts: list[str], version: str = "", field: str = "texts") -> Embeddings:
+    @property
+    def dimension(self) -> int:
+        """Embedding dimension."""
+        return self.signature.dimension
+
+    async def embed(self, texts: list[str], version: int | None = None, field: str = "texts") -> Embeddings:
         """Embed ``texts``.
 
         Args:
             texts: 1..``max_texts`` non-empty strings.
-            version: model version to use ("" = latest ready).
+            version: model version to use (None = the latest ready).
             field: request field path for errors.
 
         Raises:
             InvalidArgumentError: no texts, too many, or an empty/blank text (field ``texts[i]``).
-            UnavailableError, DeadlineExceededError, NotFoundError: from Triton.
+            UnavailableError, DeadlineExceededError, NotFoundError: from the model server.
         """
         if len(texts) == 0:
             raise InvalidArgumentError(field, "at least one text is required")
         if len(texts) > self.max_texts:
             raise InvalidArgumentError(field, f"at most {self.max_texts} texts per call, got {len(texts)}")
         for i, text in enumerate(texts):
-            if not text.strip():
+            if not isinstance(text, str) or not text.strip():
                 raise InvalidArgumentError(f"{field}[{i}]", "must not be empty")
-        batches = await asyncio.to_thread(self._tokenizer.encode_groups, texts, self.max_batch_size, field)
+        sig = self.signature
+        batches = await asyncio.to_thread(self._tokenizer.encode_groups, texts, sig.max_batch_size, field)
         n = len(texts)
-        vectors = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
+        vectors = np.empty((n, sig.dimension), dtype=np.float32)
         counts = np.empty(n, dtype=np.int64)
         served: set[str] = set()
 
         async def run(batch) -> None:
             start = time.perf_counter()
-            out, served_version = await self._triton.infer_versioned(
+            out, served_version = await self._server.infer_versioned(
                 self.model,
-                {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask},
-                ["embedding"],
-                version=version,
+                {sig.input_ids: batch.input_ids, sig.attention_mask: batch.attention_mask},
+                [sig.embedding],
+                version="" if version is None else str(version),
                 timeout_s=bounded_timeout(self.timeout_s),
             )
             metrics.INFERENCE_LATENCY.labels(self.model).observe(time.perf_counter() - start)
             served.add(served_version)
-            emb = out["embedding"]
-            if emb.shape != (len(batch.indices), EMBEDDING_DIM):
+            emb = out[sig.embedding]
+            if emb.shape != (len(batch.indices), sig.dimension):
                 raise UnavailableError("triton", f"{self.model} returned shape {emb.shape}")
             vectors[batch.indices] = emb
             counts[batch.indices] = batch.attention_mask.sum(axis=1)
 
         await asyncio.gather(*(run(b) for b in batches))
+        known = {int(v) for v in served if v.isdigit()}
+        if len(known) > 1:
+            raise UnavailableError("triton", f"{self.model}: the call was served by versions "
+                                   f"{sorted(known)} (a reload in progress); retry")
+        served_version = known.pop() if known else version
+        if served_version is None:
+            raise UnavailableError("triton", f"{self.model}: the reply did not name its model version")
         return Embeddings(
             vectors=vectors,
             token_counts=counts,
             truncated=counts >= self._tokenizer.max_seq_len,
-            model=self.model,
-            version=",".join(sorted(served)),
+            model=ModelRef(self.model, served_version),
         )

@@ -14,14 +14,14 @@ How each filter is executed:
   rejected (send two searches), as is an inverted latitude range.
 - ``radius``: the expression holds the bounding box that encloses the circle (a prefilter,
   a superset), and every candidate is then checked exactly with the haversine distance
-  (:func:`haversine_m`); the store over-fetches until ``top_k`` hits pass or the filtered
+  (:func:`wasteml_server.core.geo.haversine_m`); the store over-fetches until ``top_k`` hits pass or the filtered
   slice is exhausted (see ``MilvusStore.search``). The enclosing box follows J. P. Matuschek,
   "Finding Points Within a Distance of a Latitude/Longitude Using Bounding Coordinates"
   (2011): angular radius d = r / R, latitude range lat +- d, longitude range
   lon +- asin(sin d / cos lat). Limits: when the circle reaches a pole (lat + d >= 90 or
   lat - d <= -90) the longitude range is the whole circle; when it crosses the antimeridian
   the longitude range is split in two (``or``); a radius of half the Earth's circumference
-  or more covers every point. Distances are on a sphere of radius :data:`EARTH_RADIUS_M`;
+  or more covers every point. Distances are on a sphere of radius :data:`wasteml_server.core.geo.EARTH_RADIUS_M`;
   against the WGS84 ellipsoid the haversine error is below 0.5 % (so a point 0.5 % inside
   or outside the radius may be classified differently from a geodesic computation).
 - ``min_score``: applied to hits in score order (scores are cosine similarities in -1..1).
@@ -40,11 +40,8 @@ from datetime import datetime
 import numpy as np
 
 from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
-from wasteml_server.search.documents import GeoPoint, epoch_s, point_violations
-
-#: Mean Earth radius in metres (IUGG mean radius R1 = 6,371,008.8 m; Moritz, "Geodetic
-#: Reference System 1980", Journal of Geodesy 74 (2000)).
-EARTH_RADIUS_M = 6_371_008.8
+from wasteml_server.core.geo import EARTH_RADIUS_M, GeoPoint, haversine_m
+from wasteml_server.search.documents import epoch_s
 
 #: Stored latitude and longitude of a document that has no location: outside -180..180, so
 #: no geo expression selects it.
@@ -160,14 +157,14 @@ def filter_violations(filters: SearchFilters, prefix: str = "filters") -> list[F
         out.append(FieldViolation(f"{prefix}.radius", "set either radius or bounding_box, not both"))
     if filters.radius is not None:
         c = filters.radius
-        out.extend(point_violations(c.center, f"{prefix}.radius.center"))
+        out.extend(c.center.violations(f"{prefix}.radius.center"))
         r = c.radius_m
         if not (isinstance(r, int | float) and math.isfinite(r) and r > 0):
             out.append(FieldViolation(f"{prefix}.radius.radius_m", f"must be > 0 metres, got {r}"))
     if filters.bounding_box is not None:
         b = filters.bounding_box
-        sw_bad = point_violations(b.south_west, f"{prefix}.bounding_box.south_west")
-        ne_bad = point_violations(b.north_east, f"{prefix}.bounding_box.north_east")
+        sw_bad = b.south_west.violations(f"{prefix}.bounding_box.south_west")
+        ne_bad = b.north_east.violations(f"{prefix}.bounding_box.north_east")
         out.extend(sw_bad + ne_bad)
         if not sw_bad and not ne_bad:
             if b.north_east.latitude_deg < b.south_west.latitude_deg:
@@ -286,25 +283,6 @@ def build_expression(filters: SearchFilters | None) -> str:
         lon_expr = " or ".join(f"(lon >= {lo!r} and lon <= {hi!r})" for lo, hi in lon_ranges)
         parts.append(f"lat >= {lat_min!r} and lat <= {lat_max!r} and ({lon_expr})")
     return " and ".join(f"({p})" for p in parts)
-
-
-def haversine_m(
-    lat1_deg: float | np.ndarray,
-    lon1_deg: float | np.ndarray,
-    lat2_deg: float | np.ndarray,
-    lon2_deg: float | np.ndarray,
-) -> float | np.ndarray:
-    """Great-circle distance in metres by the haversine formula on a sphere of radius R.
-
-    Source: R. W. Sinnott, "Virtues of the Haversine", Sky and Telescope 68(2), 1984;
-    R = :data:`EARTH_RADIUS_M`. Arguments broadcast (numpy); WGS84 degrees in, metres out.
-    """
-    p1, p2 = np.radians(lat1_deg), np.radians(lat2_deg)
-    dp = p2 - p1
-    dl = np.radians(np.asarray(lon2_deg) - np.asarray(lon1_deg))
-    a = np.sin(dp / 2.0) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2.0) ** 2
-    d = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    return float(d) if np.ndim(d) == 0 else d
 
 
 def within_radius(circle: GeoCircle, lat_deg: float, lon_deg: float) -> tuple[bool, float]:

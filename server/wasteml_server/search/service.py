@@ -1,8 +1,8 @@
 """The transport-free semantic search service (what the ``SemanticSearch`` servicer calls).
 
 Async API over an :class:`~wasteml_server.search.embedding.Embedder` and a
-:class:`~wasteml_server.adapters.milvus.MilvusStore`; the store's blocking pymilvus calls run in
-worker threads (``asyncio.to_thread``) so the event loop never blocks on Milvus. Method
+:class:`~wasteml_server.search.store.DocumentStore` (Milvus in the server); the store's blocking
+calls run in worker threads (``asyncio.to_thread``) so the event loop never blocks on Milvus. Method
 arguments and results are the plain types of :mod:`wasteml_server.search.documents` and
 :mod:`wasteml_server.search.filters`, which mirror ``wasteml.v1`` messages field by field.
 """
@@ -13,17 +13,14 @@ import asyncio
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
-from wasteml_server.adapters.milvus import MilvusStore, validate_collection_name
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError
-from wasteml_server.search.documents import CollectionStats, Document, Hit
+from wasteml_server.search.documents import CollectionStats, Document, Hit, validate_collection_name
 from wasteml_server.search.embedding import Embedder
-from wasteml_server.search.filters import SearchFilters, validate_search
+from wasteml_server.search.filters import SearchFilters, filter_violations, validate_search
 from wasteml_server.search.ingest import IndexReport, index_documents
+from wasteml_server.search.store import DocumentStore
 
-#: Most texts one ``Embed`` call may carry.
-MAX_EMBED_TEXTS = 1024
 #: Most ids one ``DeleteDocuments`` call may carry.
 MAX_DELETE_IDS = 16384
 
@@ -34,37 +31,27 @@ class SearchResult:
 
     Attributes:
         hits: by descending score, at most ``top_k``.
-        model_name, model_version: the encoder that embedded the query.
+        model: the encoder (and version) that embedded the query.
         collection: the collection searched.
     """
 
     hits: list[Hit]
-    model_name: str
-    model_version: str
+    model: ModelRef
     collection: str
-
-
-@dataclass(frozen=True, slots=True)
-class EmbedResult:
-    """Reply of :meth:`SemanticSearchService.embed`: float32 ``[n, 384]`` unit vectors."""
-
-    vectors: np.ndarray
-    model_name: str
-    model_version: str
 
 
 class SemanticSearchService:
     """Embed, index, search and delete documents.
 
     Args:
-        store: the Milvus store.
+        store: the document store (Milvus).
         embedder: the text encoder (Triton in the server, ONNX Runtime in-process elsewhere).
         batch_size: documents per embedding request when indexing (``settings.search_embed_batch``).
         in_flight: embedding requests in flight when indexing (``settings.search_embed_in_flight``).
     """
 
     def __init__(
-        self, store: MilvusStore, embedder: Embedder, *, batch_size: int = 64, in_flight: int = 4
+        self, store: DocumentStore, embedder: Embedder, *, batch_size: int = 64, in_flight: int = 4
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -83,18 +70,6 @@ class SemanticSearchService:
             UnavailableError: Milvus is down.
         """
         await asyncio.to_thread(self.store.ensure_collection)
-
-    async def embed(self, texts: Sequence[str]) -> EmbedResult:
-        """Embed 1..:data:`MAX_EMBED_TEXTS` non-blank texts.
-
-        Raises:
-            InvalidArgumentError: ``texts`` empty, too many, or a blank text (``texts[i]``).
-            UnavailableError: the encoder is down.
-        """
-        if len(texts) > MAX_EMBED_TEXTS:
-            raise InvalidArgumentError("texts", f"at most {MAX_EMBED_TEXTS} texts per call")
-        vectors = await self.embedder.embed(texts)
-        return EmbedResult(vectors, self.embedder.model_name, self.embedder.model_version)
 
     async def index_documents(
         self,
@@ -138,7 +113,33 @@ class SemanticSearchService:
         name = self._collection(collection)
         vector = (await self.embedder.embed([query]))[0]
         hits = await asyncio.to_thread(self.store.search, vector, top_k, filters, name)
-        return SearchResult(hits, self.embedder.model_name, self.embedder.model_version, name)
+        return SearchResult(hits, self.embedder.model, name)
+
+    async def search_many(
+        self,
+        query: str,
+        top_k: int,
+        filters: Sequence[SearchFilters],
+        collection: str | None = None,
+    ) -> tuple[list[list[Hit]], ModelRef]:
+        """One query under several filters (e.g. a radius around each of many bins): the query
+        is embedded once and searched once per filter.
+
+        Returns:
+            ``(hits per filter, in filter order; the encoder that embedded the query)``.
+
+        Raises:
+            as :meth:`search` (a bad filter is named ``filters[i]...``).
+        """
+        validate_search(query, top_k, None)
+        violations = [v for i, f in enumerate(filters) for v in filter_violations(f, f"filters[{i}]")]
+        if violations:
+            raise InvalidArgumentError(violations[0].field, violations[0].description, *violations[1:])
+        name = self._collection(collection)
+        vector = (await self.embedder.embed([query]))[0]
+        results = await asyncio.gather(*(asyncio.to_thread(self.store.search, vector, top_k, f, name)
+                                         for f in filters))
+        return list(results), self.embedder.model
 
     async def delete_documents(self, ids: Sequence[str], collection: str | None = None) -> int:
         """Delete documents by id; unknown ids are ignored. Returns the number deleted.

@@ -7,13 +7,14 @@ Every handler is re-wrapped as one coroutine ``(request, context) -> response | 
 
 1. ``LoggingInterceptor``  - one log line per call: method, peer, status code, duration.
 2. ``MetricsInterceptor``  - Prometheus counter/histogram/gauge by service, method, code.
-3. ``ErrorInterceptor``    - domain errors -> status codes via ``errors.STATUS_TABLE``, with
+3. ``ErrorInterceptor``    - domain errors -> status codes via ``transport.status.STATUS_TABLE``, with
    ``google.rpc.BadRequest`` field violations; anything unmapped -> INTERNAL with a
    generic message (the traceback goes to the server log, never to the client).
    ``DrainInterceptor``    - counts calls in flight; refuses new ones while shutting down.
 4. ``AuthInterceptor``     - bearer token check when ``Settings.auth_token`` is set.
 5. ``DeadlineInterceptor`` - applies a default deadline to calls that have none, clamps
-   long ones, and publishes the deadline to domain code (``wasteml_server.core.deadlines``).
+   long ones, and publishes the deadline and the method to domain code
+   (``wasteml_server.core.deadlines``, ``wasteml_server.core.calls``).
 6. ``ValidationInterceptor`` - rejects undefined enum values in every request message.
 
 Health and reflection are exempt from auth, deadlines and validation (probes must work
@@ -33,20 +34,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from wasteml_server.core import metrics
+from wasteml_server.core.calls import call_scope
 from wasteml_server.core.deadlines import deadline_scope
 from wasteml_server.core.errors import (
     DeadlineExceededError,
-    InvalidArgumentError,
+    InternalError,
     UnauthenticatedError,
     UnavailableError,
     WastemlError,
-    grpc_status_for,
 )
+from wasteml_server.transport.status import status_for_error
 from wasteml_server.transport.validation import check_enums
 
 logger = logging.getLogger("wasteml.rpc")
@@ -187,37 +187,8 @@ class MetricsInterceptor(WrappingInterceptor):
             metrics.GRPC_REQUESTS.labels(*labels, _code_of(context, error).name).inc()
 
 
-def status_for_error(error: WastemlError) -> status_pb2.Status:
-    """The ``google.rpc.Status`` sent for a domain error.
-
-    INVALID_ARGUMENT carries a ``google.rpc.BadRequest`` with one field violation per bad
-    field; UNAVAILABLE carries ``google.rpc.ErrorInfo`` naming the dependency.
-    """
-    code = grpc_status_for(error)
-    status = status_pb2.Status(code=code.value[0], message=error.message)
-    if isinstance(error, InvalidArgumentError):
-        detail = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in error.violations
-            ]
-        )
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        status.details.append(packed)
-    elif isinstance(error, UnavailableError):
-        packed = any_pb2.Any()
-        packed.Pack(
-            error_details_pb2.ErrorInfo(
-                reason="DEPENDENCY_UNAVAILABLE", domain="wasteml", metadata={"dependency": error.dependency}
-            )
-        )
-        status.details.append(packed)
-    return status
-
-
 class ErrorInterceptor(WrappingInterceptor):
-    """Maps exceptions to status codes through the one table in ``wasteml_server.core.errors``."""
+    """Maps exceptions to status codes through the one table in ``transport.status``."""
 
     async def around(self, info, request, context, call_next):  # noqa: D102
         try:
@@ -230,6 +201,11 @@ class ErrorInterceptor(WrappingInterceptor):
             await context.abort_with_status(
                 rpc_status.to_status(status_for_error(DeadlineExceededError("deadline exceeded")))
             )
+        except InternalError as exc:  # our fault: the details stay in the log
+            incident = uuid.uuid4().hex[:12]
+            logger.error("internal error in %s/%s (incident %s): %s", info.service, info.method,
+                         incident, exc.message)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error (incident {incident})")
         except WastemlError as exc:
             await context.abort_with_status(rpc_status.to_status(status_for_error(exc)))
         except NotImplementedError:
@@ -337,7 +313,7 @@ class DeadlineInterceptor(WrappingInterceptor):
         if remaining is None:
             remaining = self._max_s if info.response_streaming else self._default_s
         remaining = min(remaining, self._max_s)
-        with deadline_scope(remaining):
+        with deadline_scope(remaining), call_scope(f"/{info.service}/{info.method}"):
             async with asyncio.timeout(remaining):
                 return await call_next(request, context)
 

@@ -4,7 +4,7 @@ Steps per model (each a plain function, so tests and the CLI share them):
 
 1. rolling-origin backtest (``backtest.py``) and its metric table (optional);
 2. fit on all data (Austin up to 2021-07-04; all Blantyre readings);
-3. export the booster to ONNX (``onnx_export``), check parity with ``Booster.predict`` on the
+3. export the booster to ONNX (``wasteml_export.lightgbm``), check parity with ``Booster.predict`` on the
    real training rows, fit and serialise the Prophet interval models (demand);
 4. write ``model_repository/<model>/<next version>/`` (``repository.write_version``);
 5. the CLI then registers the version in the SQL registry and asks Triton to load it.
@@ -30,26 +30,26 @@ import onnxmltools
 import onnxruntime
 import pandas as pd
 
-from wasteml_server.forecasting import austin, repository
-from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting.demand import GRAINS, fit_booster, training_matrix
-from wasteml_server.forecasting.features import DemandFeatureSpec, select_collection_holidays
-from wasteml_server.forecasting.intervals import PROPHET_FILE, fit_prophet, save_prophets
-from wasteml_server.forecasting.onnx_export import (
-    INPUT_NAME,
-    OUTPUT_NAME,
+from wasteml_export.lightgbm import (
     PARITY_RTOL,
     ParityReport,
     add_input_column,
     booster_to_onnx,
     check_parity,
 )
+from wasteml_models import FILL_LEVEL
+from wasteml_models.config import TabularSignature
+from wasteml_server.forecasting import austin, repository
+from wasteml_server.forecasting import fill_level as fl
+from wasteml_server.forecasting.demand import GRAINS, fit_booster, training_matrix
+from wasteml_server.forecasting.features import DemandFeatureSpec, select_collection_holidays
+from wasteml_server.forecasting.intervals import PROPHET_FILE, fit_prophet, save_prophets
 from wasteml_tools.forecasting import backtest
 
 logger = logging.getLogger(__name__)
 
-FILL_MODEL_NAME = "fill_level"
-"""Triton model name of the fill-level model."""
+FILL_MODEL_NAME = FILL_LEVEL
+"""Model name of the fill-level model."""
 
 
 @dataclass
@@ -91,9 +91,9 @@ def _versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def _signature(n_features: int, unit: str) -> dict:
-    return {"inputs": [{"name": INPUT_NAME, "dtype": "float32", "shape": [-1, n_features]}],
-            "outputs": [{"name": OUTPUT_NAME, "dtype": "float32", "shape": [-1, 1],
+def _signature(sig: TabularSignature, unit: str) -> dict:
+    return {"inputs": [{"name": sig.features, "dtype": "float32", "shape": [-1, sig.n_features]}],
+            "outputs": [{"name": sig.prediction, "dtype": "float32", "shape": [-1, 1],
                          "unit": unit}]}
 
 
@@ -159,7 +159,8 @@ def train_demand_grain(data_dir: Path, model_repository: Path, grain: str, *,
     report.seconds["fit"] = time.perf_counter() - t
     t = time.perf_counter()
     base = config.base_column(spec)
-    model = booster_to_onnx(booster, len(spec.names))
+    signature = TabularSignature.load(model_repository, config.model_name)
+    model = booster_to_onnx(booster, signature)
     if base is not None:
         model = add_input_column(model, base)
     x, y = training_matrix(series, spec)
@@ -184,7 +185,7 @@ def train_demand_grain(data_dir: Path, model_repository: Path, grain: str, *,
         "model_name": config.model_name, "version": version, "kind": "lightgbm_onnx",
         "created_utc": pd.Timestamp.now(tz="UTC").isoformat(),
         "grain": grain, "unit": "kg per period",
-        "signature": _signature(len(spec.names), "kg"),
+        "signature": _signature(signature, "kg"),
         "feature_names": list(spec.names), "feature_spec": spec.to_json(),
         "base_feature": config.base_feature,
         "data": {"file": austin.AUSTIN_FILE, "sha256": report.data_sha256,
@@ -243,7 +244,8 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
     resid_q = fl.calibrate(samples)
     report.seconds["fit"] = time.perf_counter() - t
     t = time.perf_counter()
-    model = add_input_column(booster_to_onnx(booster, len(fl.FEATURE_NAMES)), 0)
+    signature = TabularSignature.load(model_repository, FILL_MODEL_NAME)
+    model = add_input_column(booster_to_onnx(booster, signature), 0)
     floor = float(np.mean(np.abs(samples.y)))
     report.parity = check_parity(booster, model, samples.x, floor=floor, base_column=0)
     report.seconds["export"] = time.perf_counter() - t
@@ -257,7 +259,7 @@ def train_fill_level(data_dir: Path, model_repository: Path, *, run_backtest: bo
         "model_name": FILL_MODEL_NAME, "version": version, "kind": "lightgbm_onnx",
         "created_utc": pd.Timestamp.now(tz="UTC").isoformat(),
         "unit": "fill fraction 0..1 (1 = full; reading 8 of 7 m3, overflowing, maps to 1)",
-        "signature": _signature(len(fl.FEATURE_NAMES), "fill fraction"),
+        "signature": _signature(signature, "fill fraction"),
         "feature_names": list(fl.FEATURE_NAMES),
         "data": {"file": fl.FULLNESS_FILE, "sha256": report.data_sha256,
                  "rates_file": fl.RATES_FILE,
@@ -312,6 +314,9 @@ def register(report: TrainReport, database_url: str) -> list[str]:
 
     migrate(database_url)
     db = Database(database_url)
+    if report.path is None:
+        raise ValueError(f"{report.model_name}: nothing to register (no version was written)")
+    signature = TabularSignature.load(report.path.parent.parent, report.model_name)
     done = []
     try:
         reg = ModelRegistry(db)
@@ -325,8 +330,8 @@ def register(report: TrainReport, database_url: str) -> list[str]:
             try:
                 reg.register(name, kind, version=report.version, source_package="wasteml",
                              file_hashes=files,
-                             export_settings={"onnx_input": INPUT_NAME,
-                                              "onnx_output": OUTPUT_NAME,
+                             export_settings={"onnx_input": signature.features,
+                                              "onnx_output": signature.prediction,
                                               "parity_rtol": PARITY_RTOL},
                              metrics=metrics, training_data_hash=report.data_sha256,
                              parameters=report.params, artifact_path=str(report.path))

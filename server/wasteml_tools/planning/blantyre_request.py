@@ -15,7 +15,7 @@ from pathlib import Path
 from google.protobuf.duration_pb2 import Duration
 
 from wasteml.v1 import common_pb2, planning_pb2, routing_pb2
-from wasteml_server.transport.servicers.planning import to_timestamp
+from wasteml_server.codecs.common import timestamp
 from wasteml_tools.planning.blantyre import skip_states
 from wasteml_tools.routing.blantyre import (
     DEPOT_ID,
@@ -83,9 +83,9 @@ def plan_day_request(
                          demand=[1], service_duration_s=LIFT_S,
                          location=common_pb2.GeoPoint(latitude_deg=s.lat_deg, longitude_deg=s.lon_deg))
         for when, fill in s.readings:
-            b.recent_readings.add(time=to_timestamp(when), fill_fraction=fill)
+            b.recent_readings.add(time=timestamp(when), fill_fraction=fill)
         if s.last_emptied_at is not None:
-            b.last_emptied_at.CopyFrom(to_timestamp(s.last_emptied_at))
+            b.last_emptied_at.CopyFrom(timestamp(s.last_emptied_at))
         if s.prior_rate_per_day is not None:
             b.prior_fill_rate_per_day = s.prior_rate_per_day
     return req

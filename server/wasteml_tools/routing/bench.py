@@ -18,7 +18,7 @@ from pathlib import Path
 
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.engine import EngineName, SolveOptions
+from wasteml_server.routing.options import EngineName, SolveOptions
 from wasteml_server.routing.pool import SolverPool
 from wasteml_tools.routing.instances import load_instance, read_bks
 
@@ -128,10 +128,10 @@ async def run_bench(
                 feasible = sol.feasible
                 row = BenchRow(
                     instance=name, family=family_of(inst.bks.problem_type),
-                    n_customers=inst.bks.n_customers, requested=engine.value, engine=sol.engine,
+                    n_customers=inst.bks.n_customers, requested=engine.value, engine=sol.engine.value,
                     time_limit_s=time_limit_s, status=sol.status.value,
                     objective=inst.objective(sol.objective.distance_m) if feasible else None,
-                    vehicles=sol.objective.vehicles, bks=inst.bks.bks_objective,
+                    vehicles=sol.objective.vehicles_used, bks=inst.bks.bks_objective,
                     bks_vehicles=inst.bks.bks_vehicles,
                     gap_pct=inst.gap_pct(sol.objective.distance_m) if feasible else None,
                     first_feasible_s=first if feasible else None,

@@ -39,16 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.geo import GeoPoint
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.problem import (
-    Depot,
-    Facility,
-    Location,
-    Problem,
-    Stop,
-    TimeWindow,
-    VehicleType,
-)
+from wasteml_server.routing.builder import TravelMatrix, build_problem
+from wasteml_server.routing.problem import Depot, Facility, Problem, Stop, TimeWindow, VehicleType
 
 #: ``bin_ID`` of the storage yard in the city centre (the depot).
 DEPOT_ID = 56
@@ -176,19 +170,20 @@ def day_problem(
     sites = load_sites(data_dir)
     dist = load_road_distance_m(data_dir)
     dur = np.rint(dist / (speed_kmh / 3.6)).astype(np.int64)
-    locations = tuple(Location(s.lat_deg, s.lon_deg, s.name) for s in sites)
-    stops = [Stop(f"skip-{b}", b - 1, (1,), lift_s, (), True, 0.0) for b in required]
-    stops += [Stop(f"skip-{b}", b - 1, (1,), lift_s, (), False, float(p)) for b, p in optional.items()]
-    vehicle = VehicleType(count=trucks, capacity=(1,), shift=shift, start_depot=0, end_depot=0,
-                          fixed_cost=fixed_cost, cost_per_km=cost_per_km, facilities=(0,),
-                          end_empty=True, name="skip loader")
-    return Problem(
-        locations=locations,
-        depots=(Depot(DEPOT_ID - 1, sites[DEPOT_ID - 1].name),),
+    def point(i: int) -> GeoPoint:
+        return GeoPoint(sites[i].lat_deg, sites[i].lon_deg)
+
+    stops = [Stop(f"skip-{b}", point(b - 1), b - 1, (1,), lift_s) for b in required]
+    stops += [Stop(f"skip-{b}", point(b - 1), b - 1, (1,), lift_s, optional_visit=True, skip_penalty=float(p))
+              for b, p in optional.items()]
+    vehicle = VehicleType(count=trucks, capacity=(1,), shift=shift, start_depot_index=0, end_depot_index=0,
+                          fixed_cost=fixed_cost, cost_per_km=cost_per_km, reload_facility_indices=(0,),
+                          end_empty=True, id="skip loader")
+    return build_problem(
+        depots=(Depot(sites[DEPOT_ID - 1].name, point(DEPOT_ID - 1), DEPOT_ID - 1),),
         vehicle_types=(vehicle,),
-        stops=tuple(stops),
-        distance_m=dist,
-        duration_s=dur,
-        facilities=(Facility(DUMP_ID - 1, tip_s, None, sites[DUMP_ID - 1].name),),
+        stops=stops,
+        facilities=(Facility(sites[DUMP_ID - 1].name, point(DUMP_ID - 1), DUMP_ID - 1, service_duration_s=tip_s),),
+        matrix=TravelMatrix.from_arrays(dist, dur),
         name="blantyre-day",
     )

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.engine import EngineName, SolveOptions
+from wasteml_server.routing.options import EngineName, SolveOptions
 from wasteml_tools.routing.bench import (
     BenchRow,
     run_bench,
@@ -119,9 +119,9 @@ def blantyre(
                 sol = await pool.solve(problem, SolveOptions(time_limit_s=time_limit, engine=engine))
                 served = sum(len(r.stop_indices) for r in sol.routes)
                 ends = ", ".join(f"{r.end_s // 3600:02d}:{r.end_s % 3600 // 60:02d}" for r in sol.routes)
-                console.print(f"{engine.value:>9} -> {sol.engine:<7} {sol.status.value:<9} objective "
+                console.print(f"{engine.value:>9} -> {sol.engine.value:<7} {sol.status.value:<9} objective "
                               f"{sol.objective.total:8.2f} = {sol.objective.distance_m / 1000:.1f} km + "
                               f"penalties {sol.objective.penalty:.0f}; skips emptied {served}/"
-                              f"{len(problem.stops)}; trucks {sol.objective.vehicles}; back at {ends}")
+                              f"{len(problem.stops)}; trucks {sol.objective.vehicles_used}; back at {ends}")
 
     asyncio.run(run())

@@ -25,15 +25,8 @@ import numpy as np
 import vrplib
 
 from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
-from wasteml_server.routing.problem import (
-    DAY_S,
-    Depot,
-    Location,
-    Problem,
-    Stop,
-    TimeWindow,
-    VehicleType,
-)
+from wasteml_server.routing.builder import TravelMatrix, build_problem
+from wasteml_server.routing.problem import HORIZON_S, Depot, Problem, Stop, TimeWindow, VehicleType
 
 
 @dataclass(frozen=True)
@@ -128,15 +121,15 @@ def load_instance(vrp_dir: Path, name: str, *, max_customers: int | None = None)
         dist = np.floor(euclid + 0.5).astype(np.int64)
         tw = None
         service = np.zeros(n, dtype=np.int64)
-        shift = TimeWindow(0, 2 * DAY_S)
+        shift = TimeWindow(0, HORIZON_S)
         k = int(name.rsplit("-k", 1)[1])
         count = k + max(3, math.ceil(k / 5))
-    locations = tuple(Location(name=str(i)) for i in range(n))
     stops = tuple(
-        Stop(id=str(i), location=i, demand=(int(demand[i]),), service_duration_s=int(service[i]),
+        Stop(id=str(i), location_index=i, demand=(int(demand[i]),), service_duration_s=int(service[i]),
              time_windows=(TimeWindow(int(tw[i, 0]), int(tw[i, 1])),) if tw is not None else ())
         for i in range(1, n))
     vehicle = VehicleType(count=count, capacity=(int(data["capacity"]),), shift=shift,
-                          cost_per_km=1000.0, name="benchmark")
-    problem = Problem(locations, (Depot(0, "depot"),), (vehicle,), stops, dist, dist.copy(), name=name)
+                          cost_per_km=1000.0, id="benchmark")
+    problem = build_problem(depots=(Depot("depot", location_index=0),), vehicle_types=(vehicle,), stops=stops,
+                            matrix=TravelMatrix.from_arrays(dist, dist), name=name)
     return BenchInstance(problem, row, scale)

@@ -25,16 +25,13 @@ from typing import Annotated
 
 import typer
 
+from wasteml_models import TEXT_ENCODER
+from wasteml_models.config import EncoderSignature
 from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.core.settings import Settings
 from wasteml_server.search.embedding import Embedder, OnnxEmbedder, TritonEmbedder
-from wasteml_server.search.ingest import (
-    BOSTON_311_FILE,
-    BOSTON_311_ROWS,
-    IndexReport,
-    index_documents,
-    read_boston_311,
-)
+from wasteml_server.search.ingest import IndexReport, index_documents
+from wasteml_tools.search.boston311 import BOSTON_311_FILE, BOSTON_311_ROWS, read_boston_311
 
 app = typer.Typer(help="Load real service requests into the search collection.", no_args_is_help=True)
 
@@ -69,7 +66,8 @@ async def open_embedder(
     client = TritonClient.from_settings(settings, url)
     try:
         tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, settings.model_repository)
-        yield TritonEmbedder(TextEncoder(client, tokenizer, timeout_s=settings.triton_timeout_s))
+        signature = EncoderSignature.load(settings.model_repository, TEXT_ENCODER)
+        yield TritonEmbedder(TextEncoder(client, tokenizer, TEXT_ENCODER, signature, timeout_s=settings.triton_timeout_s))
     finally:
         await client.close()
 
@@ -79,7 +77,7 @@ def _store(settings: Settings, uri: str | None, collection: str | None) -> Milvu
         settings = settings.model_copy(update={"milvus_uri": uri})
     if collection:
         settings = settings.model_copy(update={"milvus_collection": collection})
-    return MilvusStore.from_settings(settings)
+    return MilvusStore.from_settings(settings, EncoderSignature.load(settings.model_repository, TEXT_ENCODER).dimension)
 
 
 async def _ingest(

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -331,8 +330,3 @@ def render(report: EvalReport, per_query: bool = False) -> None:
         f"recall@10 {report.recall_at_10:.3f} (>= {MIN_RECALL}); {report.seconds:.1f} s"
     )
 
-
-if __name__ == "__main__":
-    from wasteml_tools.search.cli import app
-
-    app(["evaluate", *sys.argv[1:]])

@@ -12,21 +12,17 @@ Typical start-up::
     JobStore(db).recover_after_restart()
 """
 
-from wasteml_server.adapters.storage.audit import AUDIT_DROPPED, AuditWriter, request_hash
+from wasteml_server.adapters.storage.audit import AUDIT_DROPPED, AuditWriter
 from wasteml_server.adapters.storage.db import Database
-from wasteml_server.adapters.storage.jobs import RESTART_FAILURE_REASON, JobRecord, JobStore
-from wasteml_server.adapters.storage.models import JobStatus
+from wasteml_server.adapters.storage.jobs import JobStore
 from wasteml_server.adapters.storage.plans import PlanRecord, PlanStore
 from wasteml_server.adapters.storage.registry import ModelRegistry, RegisteredModel
 from wasteml_server.adapters.storage.schema import current_revision, head_revision, migrate
 
 __all__ = [
     "AUDIT_DROPPED",
-    "RESTART_FAILURE_REASON",
     "AuditWriter",
     "Database",
-    "JobRecord",
-    "JobStatus",
     "JobStore",
     "ModelRegistry",
     "PlanRecord",
@@ -35,5 +31,4 @@ __all__ = [
     "current_revision",
     "head_revision",
     "migrate",
-    "request_hash",
 ]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -30,7 +29,6 @@ from prometheus_client import Counter
 
 from wasteml_server.adapters.storage.db import Database
 from wasteml_server.adapters.storage.models import PredictionAudit, utcnow
-from wasteml_server.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from wasteml_server.core.settings import Settings
@@ -47,16 +45,6 @@ AUDIT_WRITTEN = Counter(
 )
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-
-def request_hash(payload: bytes) -> str:
-    """Lowercase hex sha256 of a request, for ``AuditWriter.record(request_hash=...)``.
-
-    Args:
-        payload: the request serialized deterministically, e.g.
-            ``message.SerializeToString(deterministic=True)``.
-    """
-    return hashlib.sha256(payload).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +65,7 @@ class AuditWriter:
         drain_timeout_s: how long ``aclose`` waits for queued entries to be written, seconds.
 
     Raises:
-        InvalidArgumentError: a size or timeout is out of range.
+        ValueError: a size or timeout is out of range.
     """
 
     def __init__(
@@ -89,11 +77,11 @@ class AuditWriter:
         drain_timeout_s: float = 10.0,
     ) -> None:
         if queue_size < 1:
-            raise InvalidArgumentError("queue_size", "must be >= 1")
+            raise ValueError("queue_size must be >= 1")
         if batch_size < 1:
-            raise InvalidArgumentError("batch_size", "must be >= 1")
+            raise ValueError("batch_size must be >= 1")
         if not drain_timeout_s >= 0:
-            raise InvalidArgumentError("drain_timeout_s", "must be >= 0 seconds")
+            raise ValueError("drain_timeout_s must be >= 0 seconds")
         self.db = db
         self.batch_size = batch_size
         self.drain_timeout_s = drain_timeout_s

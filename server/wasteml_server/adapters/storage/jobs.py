@@ -18,11 +18,9 @@ the client asked for, and the client may have moved on; the client can resubmit.
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,73 +28,36 @@ from sqlalchemy import exc
 from sqlalchemy.orm import defer
 
 from wasteml_server.adapters.storage.db import Database
-from wasteml_server.adapters.storage.models import JobStatus, SolverJob, utcnow
+from wasteml_server.adapters.storage.models import SolverJob, utcnow
+from wasteml_server.codecs.routing import solution_to_proto
 from wasteml_server.core.errors import (
     AlreadyExistsError,
     FailedPreconditionError,
-    InvalidArgumentError,
+    InternalError,
     NotFoundError,
 )
+from wasteml_server.routing.jobs import RESTART_FAILURE_REASON, JobRecord, JobStatus
+from wasteml_server.routing.solution import Solution
 
-#: ``failure_reason`` of jobs found unfinished at start.
-RESTART_FAILURE_REASON = "failed by server restart"
 #: Largest ``limit`` of :meth:`JobStore.list`.
 MAX_LIST_LIMIT = 1000
 
 
-@dataclass(frozen=True)
-class JobRecord:
-    """Snapshot of one solver job.
-
-    Attributes:
-        id: job id (UUID4).
-        status: current state.
-        failure_reason: why it FAILED or was CANCELLED (None otherwise or if not given).
-        engine: route engine name.
-        problem: serialized problem (protobuf bytes); None in listings made without payloads.
-        time_limit_s: solve time limit, seconds.
-        submitted_at / started_at / finished_at: aware UTC instants (None until reached).
-        best_objective: best objective so far (engine units), None before the first solution.
-        result: serialized result (protobuf bytes) once SUCCEEDED; None otherwise or when
-            listed without payloads.
-    """
-
-    id: uuid.UUID
-    status: JobStatus
-    failure_reason: str | None
-    engine: str
-    problem: bytes | None
-    time_limit_s: float
-    submitted_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
-    best_objective: float | None
-    result: bytes | None
-
-    @classmethod
-    def from_row(cls, row: SolverJob, *, with_payloads: bool = True) -> JobRecord:
-        """Snapshot of an ORM row (``problem``/``result`` left None unless ``with_payloads``)."""
-        return cls(
-            id=row.id,
-            status=JobStatus(row.status),
-            failure_reason=row.failure_reason,
-            engine=row.engine,
-            problem=row.problem if with_payloads else None,
-            time_limit_s=row.time_limit_s,
-            submitted_at=row.submitted_at,
-            started_at=row.started_at,
-            finished_at=row.finished_at,
-            best_objective=row.best_objective,
-            result=row.result if with_payloads else None,
-        )
-
-    @property
-    def elapsed_s(self) -> float | None:
-        """Seconds between start and finish (or now, while running); None if never started."""
-        if self.started_at is None:
-            return None
-        end = self.finished_at or utcnow()
-        return (end - self.started_at).total_seconds()
+def _record(row: SolverJob, *, with_payloads: bool = True) -> JobRecord:
+    """Snapshot of an ORM row (``problem``/``result`` left None unless ``with_payloads``)."""
+    return JobRecord(
+        id=row.id,
+        status=JobStatus(row.status),
+        failure_reason=row.failure_reason,
+        engine=row.engine,
+        problem=row.problem if with_payloads else None,
+        time_limit_s=row.time_limit_s,
+        submitted_at=row.submitted_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        best_objective=row.best_objective,
+        result=row.result if with_payloads else None,
+    )
 
 
 def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
@@ -105,7 +66,7 @@ def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
     try:
         return uuid.UUID(str(job_id))
     except ValueError:
-        raise InvalidArgumentError("job_id", f"not a UUID: {job_id!r}") from None
+        raise InternalError(f"JobStore: job_id not a UUID: {job_id!r}") from None
 
 
 def _check_objective(best_objective: float | None) -> None:
@@ -114,7 +75,7 @@ def _check_objective(best_objective: float | None) -> None:
         or not isinstance(best_objective, int | float)
         or not math.isfinite(best_objective)
     ):
-        raise InvalidArgumentError("best_objective", "must be a finite number")
+        raise InternalError("JobStore: best_objective must be a finite number")
 
 
 class JobStore:
@@ -147,22 +108,20 @@ class JobStore:
             job_id: id to use; a new UUID4 when omitted.
 
         Raises:
-            InvalidArgumentError: a field is malformed.
+            InternalError: a field is malformed.
             AlreadyExistsError: an explicit ``job_id`` already exists.
             UnavailableError: the database cannot be reached.
         """
         if not isinstance(engine, str) or not 0 < len(engine) <= 32:
-            raise InvalidArgumentError(
-                "engine", "must be a non-empty string of at most 32 characters"
-            )
+            raise InternalError("JobStore: engine must be a non-empty string of at most 32 characters")
         if not isinstance(problem, bytes | bytearray | memoryview):
-            raise InvalidArgumentError("problem", "must be bytes (a serialized problem)")
+            raise InternalError("JobStore: problem must be bytes (a serialized problem)")
         if (
             isinstance(time_limit_s, bool)
             or not isinstance(time_limit_s, int | float)
             or not (math.isfinite(time_limit_s) and time_limit_s > 0)
         ):
-            raise InvalidArgumentError("time_limit_s", "must be a finite number of seconds > 0")
+            raise InternalError("JobStore: time_limit_s must be a finite number of seconds > 0")
         row = SolverJob(
             id=_as_uuid(job_id) if job_id is not None else uuid.uuid4(),
             status=JobStatus.QUEUED,
@@ -175,7 +134,7 @@ class JobStore:
             with self.db.session() as session:
                 session.add(row)
                 session.flush()
-                return JobRecord.from_row(row)
+                return _record(row)
         except exc.IntegrityError:
             raise AlreadyExistsError(f"job {row.id} already exists") from None
 
@@ -183,7 +142,7 @@ class JobStore:
         """The job with ``job_id``.
 
         Raises:
-            InvalidArgumentError: ``job_id`` is not a UUID.
+            InternalError: ``job_id`` is not a UUID.
             NotFoundError: no such job.
             UnavailableError: the database cannot be reached.
         """
@@ -192,7 +151,7 @@ class JobStore:
             row = session.get(SolverJob, jid)
             if row is None:
                 raise NotFoundError(f"job {jid} does not exist")
-            return JobRecord.from_row(row)
+            return _record(row)
 
     def list(
         self,
@@ -209,11 +168,11 @@ class JobStore:
             with_payloads: include ``problem`` and ``result`` bytes (left None otherwise).
 
         Raises:
-            InvalidArgumentError: ``limit`` out of range or an unknown status.
+            InternalError: ``limit`` out of range or an unknown status.
             UnavailableError: the database cannot be reached.
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise InvalidArgumentError("limit", f"must be in 1..{MAX_LIST_LIMIT}")
+            raise InternalError(f"JobStore: limit must be in 1..{MAX_LIST_LIMIT}")
         query = (
             sa.select(SolverJob).order_by(SolverJob.submitted_at.desc(), SolverJob.id).limit(limit)
         )
@@ -222,16 +181,14 @@ class JobStore:
             try:
                 states = [JobStatus(s) for s in raw]
             except ValueError:
-                raise InvalidArgumentError(
-                    "status",
-                    f"unknown job status in {raw!r}; one of {[s.value for s in JobStatus]}",
-                ) from None
+                raise InternalError(f"JobStore: unknown job status in {raw!r}; one of "
+                                    f"{[s.value for s in JobStatus]}") from None
             query = query.where(SolverJob.status.in_(states))
         if not with_payloads:
             query = query.options(defer(SolverJob.problem), defer(SolverJob.result))
         with self.db.session() as session:
             return [
-                JobRecord.from_row(r, with_payloads=with_payloads) for r in session.scalars(query)
+                _record(r, with_payloads=with_payloads) for r in session.scalars(query)
             ]
 
     def mark_running(self, job_id: uuid.UUID | str) -> JobRecord:
@@ -250,7 +207,7 @@ class JobStore:
         """Record the best objective found so far by a RUNNING job.
 
         Raises:
-            InvalidArgumentError: ``best_objective`` is not a finite number.
+            InternalError: ``best_objective`` is not a finite number.
             NotFoundError: no such job.
             FailedPreconditionError: the job is not RUNNING.
             UnavailableError: the database cannot be reached.
@@ -261,27 +218,32 @@ class JobStore:
         )
 
     def finish(
-        self, job_id: uuid.UUID | str, result: bytes, *, best_objective: float | None = None
+        self, job_id: uuid.UUID | str, solution: Solution | bytes, *, best_objective: float | None = None
     ) -> JobRecord:
-        """RUNNING -> SUCCEEDED with the serialized result.
+        """RUNNING -> SUCCEEDED with the solution, stored in the contract's wire format
+        (``wasteml.v1.Solution`` bytes, so any replica and version reads it back as such).
 
         Args:
             job_id: the job.
-            result: serialized result (protobuf bytes).
+            solution: the domain solution (encoded here), or its bytes already encoded.
             best_objective: the final objective; keeps the last progress value when None.
 
         Raises:
-            InvalidArgumentError: ``result`` is not bytes or ``best_objective`` not finite.
+            InternalError: ``solution`` is neither or ``best_objective`` not finite.
             NotFoundError: no such job.
             FailedPreconditionError: the job is not RUNNING (e.g. it was cancelled meanwhile).
             UnavailableError: the database cannot be reached.
         """
-        if not isinstance(result, bytes | bytearray | memoryview):
-            raise InvalidArgumentError("result", "must be bytes (a serialized result)")
+        if isinstance(solution, Solution):
+            result = solution_to_proto(solution).SerializeToString()
+        elif isinstance(solution, bytes | bytearray | memoryview):
+            result = bytes(solution)
+        else:
+            raise InternalError(f"JobStore.finish: solution must be a Solution or bytes, got {type(solution)}")
         _check_objective(best_objective)
         values: dict[str, Any] = {
             "status": JobStatus.SUCCEEDED,
-            "result": bytes(result),
+            "result": result,
             "finished_at": utcnow(),
         }
         if best_objective is not None:
@@ -292,13 +254,13 @@ class JobStore:
         """QUEUED or RUNNING -> FAILED with ``reason``.
 
         Raises:
-            InvalidArgumentError: ``reason`` is empty.
+            InternalError: ``reason`` is empty.
             NotFoundError: no such job.
             FailedPreconditionError: the job already ended.
             UnavailableError: the database cannot be reached.
         """
         if not isinstance(reason, str) or not reason.strip():
-            raise InvalidArgumentError("reason", "must be a non-empty string")
+            raise InternalError("JobStore: reason must be a non-empty string")
         return self._transition(
             job_id,
             (JobStatus.QUEUED, JobStatus.RUNNING),
@@ -349,7 +311,7 @@ class JobStore:
                 row.failure_reason = RESTART_FAILURE_REASON
                 row.finished_at = now
             session.flush()
-            return [JobRecord.from_row(r, with_payloads=False) for r in rows]
+            return [_record(r, with_payloads=False) for r in rows]
 
     def _transition(
         self, job_id: uuid.UUID | str, allowed: tuple[JobStatus, ...], values: dict[str, Any]
@@ -368,4 +330,4 @@ class JobStore:
             if updated.rowcount != 1:  # type: ignore[attr-defined]
                 wanted = " or ".join(s.value for s in allowed)
                 raise FailedPreconditionError(f"job {jid} is {row.status.value}, not {wanted}")
-            return JobRecord.from_row(row)
+            return _record(row)

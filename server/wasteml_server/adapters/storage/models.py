@@ -10,7 +10,6 @@ messages) are ``BYTEA``/``BLOB``.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import uuid
 from typing import Any
 
@@ -18,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from wasteml_server.routing.jobs import JobStatus  # the one job-state enum (domain)
 
 #: Stable constraint names, so that Alembic batch migrations on SQLite can address them.
 NAMING_CONVENTION: dict[str, str] = {
@@ -78,24 +79,6 @@ class Base(DeclarativeBase):
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSONType}
-
-
-class JobStatus(enum.StrEnum):
-    """Life cycle of a solver job: QUEUED -> RUNNING -> SUCCEEDED | FAILED | CANCELLED.
-
-    A QUEUED job may also go straight to FAILED or CANCELLED. The last three are terminal.
-    """
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-    @property
-    def terminal(self) -> bool:
-        """True for SUCCEEDED, FAILED and CANCELLED (no further transition)."""
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class ModelVersion(Base):

@@ -19,7 +19,9 @@ from sqlalchemy.orm import defer
 
 from wasteml_server.adapters.storage.db import Database
 from wasteml_server.adapters.storage.models import Plan, utcnow
-from wasteml_server.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from wasteml_server.codecs.planning import plan_to_proto
+from wasteml_server.core.errors import AlreadyExistsError, InternalError, NotFoundError
+from wasteml_server.planning.plan import DayPlan
 
 #: Largest ``limit`` of :meth:`PlanStore.list`.
 MAX_LIST_LIMIT = 1000
@@ -70,7 +72,7 @@ def _as_uuid(plan_id: uuid.UUID | str) -> uuid.UUID:
     try:
         return uuid.UUID(str(plan_id))
     except ValueError:
-        raise InvalidArgumentError("plan_id", f"not a UUID: {plan_id!r}") from None
+        raise InternalError(f"PlanStore: plan_id: not a UUID: {plan_id!r}") from None
 
 
 class PlanStore:
@@ -85,7 +87,30 @@ class PlanStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def save(
+    def save(self, plan: DayPlan) -> PlanRecord:
+        """Store a finished plan (the planner's ``PlanRepository`` port) in one transaction: the
+        caller's request as given, the plan in the contract's wire format
+        (``wasteml.v1.Plan``, as the PlanDay stream returned it), its totals and model versions.
+
+        Raises:
+            AlreadyExistsError: ``plan.plan_id`` is already taken.
+            UnavailableError: the database cannot be reached (nothing was written).
+        """
+        message = plan_to_proto(plan)
+        totals = plan.totals
+        return self.write(
+            plan_id=plan.plan_id, service_date=plan.day.request.service_date,
+            status=plan.solution.status.value, request=plan.day.request.request_bytes,
+            result=message.SerializeToString(),
+            model_versions={m.name: m.version for m in plan.models if m.version is not None},
+            totals={"distance_m": totals.distance_m, "driving_s": totals.driving_s,
+                    "bins_served": totals.bins_served,
+                    "predicted_overflows_avoided": totals.predicted_overflows_avoided,
+                    "predicted_overflows_left": totals.predicted_overflows_left,
+                    "objective": totals.objective},
+        )
+
+    def write(
         self,
         *,
         service_date: dt.date,
@@ -111,19 +136,18 @@ class PlanStore:
             The saved plan.
 
         Raises:
-            InvalidArgumentError: a field is malformed (named in the error).
+            InternalError: a field is malformed (named in the error; a bug of the caller).
             AlreadyExistsError: ``plan_id`` is already taken.
             UnavailableError: the database cannot be reached (nothing was written).
         """
         if isinstance(service_date, dt.datetime) or not isinstance(service_date, dt.date):
-            raise InvalidArgumentError("service_date", "must be a date (not a datetime)")
+            raise InternalError("PlanStore: service_date: must be a date (not a datetime)")
         if not isinstance(status, str) or not 0 < len(status) <= 32:
-            raise InvalidArgumentError(
-                "status", "must be a non-empty string of at most 32 characters"
+            raise InternalError("PlanStore: status: must be a non-empty string of at most 32 characters"
             )
         for name, payload in (("request", request), ("result", result)):
             if not isinstance(payload, bytes | bytearray | memoryview):
-                raise InvalidArgumentError(name, "must be bytes (a serialized message)")
+                raise InternalError(f"PlanStore: {name}: must be bytes (a serialized message)")
         versions: dict[str, int] = {}
         for model, version in dict(model_versions).items():
             if (
@@ -132,8 +156,7 @@ class PlanStore:
                 or not isinstance(version, int)
                 or version < 1
             ):
-                raise InvalidArgumentError(
-                    f"model_versions.{model}", "must map a model name to an integer >= 1"
+                raise InternalError(f"PlanStore: model_versions.{model}: must map a model name to an integer >= 1"
                 )
             versions[model] = version
         sums: dict[str, float] = {}
@@ -144,7 +167,7 @@ class PlanStore:
                 or not isinstance(value, int | float)
                 or not math.isfinite(value)
             ):
-                raise InvalidArgumentError(f"totals.{key}", "must map a name to a finite number")
+                raise InternalError(f"PlanStore: totals.{key}: must map a name to a finite number")
             sums[key] = value
         row = Plan(
             id=_as_uuid(plan_id) if plan_id is not None else uuid.uuid4(),
@@ -168,7 +191,7 @@ class PlanStore:
         """The plan with ``plan_id``, with its payloads.
 
         Raises:
-            InvalidArgumentError: ``plan_id`` is not a UUID.
+            InternalError: ``plan_id`` is not a UUID.
             NotFoundError: no such plan.
             UnavailableError: the database cannot be reached.
         """
@@ -194,15 +217,15 @@ class PlanStore:
             with_payloads: include ``request`` and ``result`` bytes (left None otherwise).
 
         Raises:
-            InvalidArgumentError: ``limit`` out of range or ``service_date`` not a date.
+            InternalError: ``limit`` out of range or ``service_date`` not a date.
             UnavailableError: the database cannot be reached.
         """
         if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise InvalidArgumentError("limit", f"must be in 1..{MAX_LIST_LIMIT}")
+            raise InternalError(f"PlanStore: limit: must be in 1..{MAX_LIST_LIMIT}")
         query = sa.select(Plan).order_by(Plan.created_at.desc(), Plan.id).limit(limit)
         if service_date is not None:
             if isinstance(service_date, dt.datetime) or not isinstance(service_date, dt.date):
-                raise InvalidArgumentError("service_date", "must be a date (not a datetime)")
+                raise InternalError("PlanStore: service_date: must be a date (not a datetime)")
             query = query.where(Plan.service_date == service_date)
         if not with_payloads:
             query = query.options(defer(Plan.request), defer(Plan.result))

@@ -7,13 +7,11 @@ Export (``export/``) and training (``wasteml train ...``) register each new vers
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import json
 import logging
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +19,7 @@ from sqlalchemy import exc
 
 from wasteml_server.adapters.storage.db import Database
 from wasteml_server.adapters.storage.models import ModelVersion, utcnow
+from wasteml_server.admin.registry import RegisteredModel
 from wasteml_server.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -33,54 +32,22 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_VERSION_ATTEMPTS = 20
 
 
-@dataclass(frozen=True)
-class RegisteredModel:
-    """One row of the model registry (immutable snapshot; see ``models.ModelVersion``).
-
-    Attributes:
-        name: model name as in the Triton repository.
-        version: integer version >= 1.
-        kind: artifact kind, e.g. ``"onnx"``, ``"tensorrt_plan"``, ``"prophet"``.
-        source_package / source_version: distribution the weights came from, if any.
-        file_hashes: relative path -> lowercase hex sha256.
-        export_settings: how the artifact was built (JSON object).
-        metrics: name -> float (quality and parity figures).
-        training_data_hash: hex sha256 of the training data file, if trained.
-        parameters: training/model parameters (JSON object).
-        artifact_path: where the artifact lies, if recorded.
-        created_at: registration instant, aware UTC.
-    """
-
-    name: str
-    version: int
-    kind: str
-    source_package: str | None
-    source_version: str | None
-    file_hashes: dict[str, str] = field(hash=False)
-    export_settings: dict[str, Any] = field(hash=False)
-    metrics: dict[str, float] = field(hash=False)
-    training_data_hash: str | None
-    parameters: dict[str, Any] = field(hash=False)
-    artifact_path: str | None
-    created_at: dt.datetime
-
-    @classmethod
-    def from_row(cls, row: ModelVersion) -> RegisteredModel:
-        """Snapshot of an ORM row."""
-        return cls(
-            name=row.name,
-            version=row.version,
-            kind=row.kind,
-            source_package=row.source_package,
-            source_version=row.source_version,
-            file_hashes=dict(row.file_hashes),
-            export_settings=dict(row.export_settings),
-            metrics={k: float(v) for k, v in row.metrics.items()},
-            training_data_hash=row.training_data_hash,
-            parameters=dict(row.parameters),
-            artifact_path=row.artifact_path,
-            created_at=row.created_at,
-        )
+def _snapshot(row: ModelVersion) -> RegisteredModel:
+    """Snapshot of an ORM row."""
+    return RegisteredModel(
+        name=row.name,
+        version=row.version,
+        kind=row.kind,
+        source_package=row.source_package,
+        source_version=row.source_version,
+        file_hashes=dict(row.file_hashes),
+        export_settings=dict(row.export_settings),
+        metrics={k: float(v) for k, v in row.metrics.items()},
+        training_data_hash=row.training_data_hash,
+        parameters=dict(row.parameters),
+        artifact_path=row.artifact_path,
+        created_at=row.created_at,
+    )
 
 
 def _check_json_object(field_name: str, value: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -238,7 +205,7 @@ class ModelRegistry:
             row = ModelVersion(**values, version=version, created_at=utcnow())
             session.add(row)
             session.flush()
-            return RegisteredModel.from_row(row)
+            return _snapshot(row)
 
     def get(self, name: str, version: int) -> RegisteredModel:
         """The row of ``name`` at ``version``.
@@ -255,7 +222,7 @@ class ModelRegistry:
             )
             if row is None:
                 raise NotFoundError(f"model {name!r} version {version} is not registered")
-            return RegisteredModel.from_row(row)
+            return _snapshot(row)
 
     def latest(self, name: str) -> RegisteredModel:
         """The highest registered version of ``name``.
@@ -273,7 +240,7 @@ class ModelRegistry:
             )
             if row is None:
                 raise NotFoundError(f"model {name!r} is not registered")
-            return RegisteredModel.from_row(row)
+            return _snapshot(row)
 
     def list(self, name: str | None = None) -> builtins.list[RegisteredModel]:
         """All registered versions, ordered by name then version; only ``name``'s if given.
@@ -285,4 +252,4 @@ class ModelRegistry:
         if name is not None:
             query = query.where(ModelVersion.name == name)
         with self.db.session() as session:
-            return [RegisteredModel.from_row(row) for row in session.scalars(query)]
+            return [_snapshot(row) for row in session.scalars(query)]

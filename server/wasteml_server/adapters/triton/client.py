@@ -11,8 +11,8 @@ DEADLINE_EXCEEDED (client timeout)        ``DeadlineExceededError``
 "has no available versions" (not loaded)  ``UnavailableError("triton", ...)``
 NOT_FOUND, "unknown model", load of a      ``NotFoundError``
 version that is not in the repository
-INVALID_ARGUMENT (shape, dtype, input)    ``InvalidArgumentError("inputs.<name>", ...)``
-INVALID_ARGUMENT on load                  ``InvalidArgumentError("config", ...)``
+INVALID_ARGUMENT (shape, dtype, input)    ``InternalError`` (this server built the tensor)
+INVALID_ARGUMENT on load                  ``FailedPreconditionError`` (the repository's config)
 anything else                             ``UnavailableError("triton", ...)``
 ========================================  ==========================================
 
@@ -25,7 +25,6 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,33 +35,17 @@ from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import (
     DeadlineExceededError,
-    InvalidArgumentError,
+    FailedPreconditionError,
+    InternalError,
     NotFoundError,
     UnavailableError,
     WastemlError,
 )
+from wasteml_server.core.inference import ModelVersionState
 
 logger = logging.getLogger(__name__)
 
 _QUOTED = re.compile(r"'([^']+)'")
-
-
-@dataclass(frozen=True)
-class ModelVersionState:
-    """One row of Triton's repository index.
-
-    Attributes:
-        name: model name.
-        version: version number as a string; empty when Triton lists the model without
-            versions (not loaded).
-        state: ``READY``, ``UNAVAILABLE``, ``LOADING``, ``UNLOADING`` or empty (never loaded).
-        reason: why the version is not ready (e.g. the load error), empty otherwise.
-    """
-
-    name: str
-    version: str
-    state: str
-    reason: str
 
 
 def _status(error: InferenceServerException) -> str:
@@ -75,16 +58,17 @@ def map_triton_error(
     *,
     model: str = "",
     action: str = "call",
-    field: str | None = None,
 ) -> WastemlError:
     """The domain error for a tritonclient exception (table in the module docstring).
+
+    Triton's INVALID_ARGUMENT is never the caller's fault: the server built every tensor and
+    chose every configuration, so inference gets ``InternalError`` and a refused load
+    ``FailedPreconditionError`` (the model repository must be fixed).
 
     Args:
         error: the exception raised by tritonclient.
         model: the model the call was about, for the message.
-        action: what was attempted, for the message (e.g. ``"infer"``).
-        field: the request field an ``INVALID_ARGUMENT`` is about; None derives
-            ``inputs.<name>``/``outputs.<name>`` from Triton's message (inference).
+        action: what was attempted, for the message (e.g. ``"infer"``, ``"load"``).
     """
     status = _status(error)
     message = error.message() or str(error)
@@ -104,16 +88,10 @@ def map_triton_error(
         return NotFoundError(
             f"model {model!r} not found in Triton: {message}" if model else message
         )
-    if status == "INVALID_ARGUMENT" and field is not None:
-        return InvalidArgumentError(field, message)
+    if status == "INVALID_ARGUMENT" and action == "load":
+        return FailedPreconditionError(f"triton refused the configuration of {model!r}: {message}")
     if status == "INVALID_ARGUMENT":
-        field = "inputs"
-        marker = re.search(r"(?:input|tensor)\s+'([^']+)'", message)
-        if marker:
-            field = f"inputs.{marker.group(1)}"
-        elif "output" in lowered and _QUOTED.search(message):
-            field = f"outputs.{_QUOTED.search(message).group(1)}"
-        return InvalidArgumentError(field, message)
+        return InternalError(f"triton {what} rejected a request this server built: {message}")
     return UnavailableError("triton", f"{what}: {status or 'error'}: {message}")
 
 
@@ -132,7 +110,7 @@ class TritonClient:
         max_message_bytes: largest gRPC message sent or received (``settings.max_message_bytes``).
 
     Raises:
-        InvalidArgumentError: a non-positive timeout or message size.
+        ValueError: a non-positive timeout or message size.
     """
 
     def __init__(
@@ -149,7 +127,7 @@ class TritonClient:
             ("max_message_bytes", max_message_bytes),
         ):
             if value <= 0:
-                raise InvalidArgumentError(field, f"must be > 0, got {value}")
+                raise ValueError(f"{field} must be > 0, got {value}")
         self.url = url
         self.timeout_s = timeout_s
         self.load_timeout_s = load_timeout_s
@@ -231,27 +209,23 @@ class TritonClient:
             version that served the request (from the KServe v2 response).
 
         Raises:
-            InvalidArgumentError: an input that is not an array of a Triton dtype, no outputs
-                asked for, or Triton rejected a shape/dtype/name (field ``inputs.<name>``).
+            InternalError: an input that is not an array of a Triton dtype, no outputs asked
+                for, or Triton rejected a shape/dtype/name (all built by this server).
             NotFoundError: unknown model or version.
             DeadlineExceededError: the call ran past its timeout.
             UnavailableError: Triton is down, the model has no loaded version, or it failed.
         """
         if not outputs:
-            raise InvalidArgumentError("outputs", "name at least one output")
+            raise InternalError(f"infer {model}: name at least one output")
         if not inputs:
-            raise InvalidArgumentError("inputs", "give at least one input")
+            raise InternalError(f"infer {model}: give at least one input")
         infer_inputs = []
         for name, array in inputs.items():
             if not isinstance(array, np.ndarray):
-                raise InvalidArgumentError(
-                    f"inputs.{name}", f"expected a numpy array, got {type(array).__name__}"
-                )
+                raise InternalError(f"infer {model}: input {name} is a {type(array).__name__}, not an array")
             datatype = np_to_triton_dtype(array.dtype)
             if datatype is None:
-                raise InvalidArgumentError(
-                    f"inputs.{name}", f"dtype {array.dtype} has no Triton data type"
-                )
+                raise InternalError(f"infer {model}: input {name} dtype {array.dtype} has no Triton type")
             infer_input = InferInput(name, list(array.shape), datatype)
             infer_input.set_data_from_numpy(np.ascontiguousarray(array))
             infer_inputs.append(infer_input)
@@ -385,17 +359,15 @@ class TritonClient:
             timeout_s: seconds the load may take; None uses ``self.load_timeout_s``.
 
         Raises:
-            InvalidArgumentError: an empty or non-positive version list (field ``versions``).
+            InternalError: an empty or non-positive version list.
             NotFoundError: the model is not in the repository, or none of ``versions`` is.
-            InvalidArgumentError: Triton refused the (override) config (field ``config``).
+            FailedPreconditionError: Triton refused the (override) config.
             UnavailableError: Triton is down, or the load failed (e.g. a broken model file).
             DeadlineExceededError: the load ran past its timeout.
         """
         if versions is not None:
             if not versions or any(int(v) < 1 for v in versions):
-                raise InvalidArgumentError(
-                    "versions", f"give version numbers >= 1, got {list(versions)}"
-                )
+                raise InternalError(f"load {name}: give version numbers >= 1, got {list(versions)}")
         timeout = self.load_timeout_s if timeout_s is None else self._timeout(timeout_s)
         override: dict[str, Any] | None = dict(config) if config is not None else None
         if versions is not None:
@@ -414,7 +386,7 @@ class TritonClient:
                 client_timeout=timeout_s,
             )
         except InferenceServerException as error:
-            raise map_triton_error(error, model=name, action="load", field="config") from error
+            raise map_triton_error(error, model=name, action="load") from error
 
     async def unload_model(self, name: str, timeout_s: float | None = None) -> None:
         """Unload every version of a model (Triton explicit model control).

@@ -157,7 +157,7 @@ class LocalTriton:
             UnavailableError: the environment is missing (run scripts/setup_triton_env.sh),
                 Triton exited during start (the message carries its last log lines), or it
                 was not ready within ``settings.triton_startup_timeout_s``.
-            InvalidArgumentError: a production ``config.pbtxt`` does not parse.
+            ModelConfigError: a production ``config.pbtxt`` does not parse.
         """
         if self.client is not None:
             return

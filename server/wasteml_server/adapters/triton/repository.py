@@ -36,7 +36,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_models.config import load_model_config
 
 logger = logging.getLogger(__name__)
 
@@ -86,22 +86,6 @@ class RenderResult:
         return tuple(m.name for m in self.models)
 
 
-def load_model_config(path: Path) -> model_config_pb2.ModelConfig:
-    """Parse a ``config.pbtxt`` with Triton's ``ModelConfig`` schema.
-
-    Raises:
-        InvalidArgumentError: the file is not a valid ``ModelConfig`` text proto
-            (field ``config.pbtxt`` path).
-        OSError: the file cannot be read.
-    """
-    config = model_config_pb2.ModelConfig()
-    try:
-        text_format.Parse(path.read_text(encoding="utf-8"), config)
-    except text_format.ParseError as error:
-        raise InvalidArgumentError(str(path), f"not a Triton ModelConfig: {error}") from error
-    return config
-
-
 def is_onnx_model(config: model_config_pb2.ModelConfig) -> bool:
     """True when production serves the model with the ONNX Runtime backend."""
     return config.backend in ONNX_BACKENDS or config.platform in ONNX_PLATFORMS
@@ -129,12 +113,12 @@ def cpu_model_config(
         A new ``ModelConfig`` (see the module docstring for what changes).
 
     Raises:
-        InvalidArgumentError: ``instance_count`` or ``intra_op_threads`` below 1.
+        ValueError: ``instance_count`` or ``intra_op_threads`` below 1.
     """
     if instance_count < 1:
-        raise InvalidArgumentError("instance_count", f"must be >= 1, got {instance_count}")
+        raise ValueError(f"instance_count must be >= 1, got {instance_count}")
     if intra_op_threads < 1:
-        raise InvalidArgumentError("intra_op_threads", f"must be >= 1, got {intra_op_threads}")
+        raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
     config = model_config_pb2.ModelConfig()
     config.CopyFrom(production)
     config.name = name
@@ -236,11 +220,11 @@ def render_cpu_repository(
         The rendered and skipped models.
 
     Raises:
-        InvalidArgumentError: ``source`` is not a directory, a ``config.pbtxt`` does not
+        NotADirectoryError, ModelConfigError: ``source`` is not a directory, a ``config.pbtxt`` does not
             parse, or ``instance_count < 1``.
     """
     if not source.is_dir():
-        raise InvalidArgumentError("model_repository", f"{source} is not a directory")
+        raise NotADirectoryError(f"model repository {source} is not a directory")
     execution_env = execution_env.resolve()
     staging = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
     if staging.exists():

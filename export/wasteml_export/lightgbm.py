@@ -1,11 +1,13 @@
 """Export LightGBM boosters to ONNX (onnxmltools) and check parity with ``Booster.predict``.
 
-Signature of every exported forecasting model (demand_daily, demand_route_weekly, fill_level):
+Signature of every exported forecasting model (demand_daily, demand_route_weekly, fill_level),
+with the tensor names its committed ``config.pbtxt`` states (``wasteml_models.config.
+TabularSignature``; ``features`` and ``prediction`` today):
 
-* input ``features``: float32 ``[batch, n_features]``, dynamic batch axis; columns in the order
-  of the version's ``metadata.json["feature_names"]``;
-* output ``prediction``: float32 ``[batch, 1]`` (kilograms per period for demand, fill fraction
-  0..1 for fill_level);
+* input: float32 ``[batch, n_features]``, dynamic batch axis; columns in the order of the
+  version's ``metadata.json["feature_names"]``;
+* output: float32 ``[batch, 1]`` (kilograms per period for demand, fill fraction 0..1 for
+  fill_level);
 * graph: one ``ai.onnx.ml.TreeEnsembleRegressor`` built by ``onnxmltools.convert_lightgbm``,
   its split thresholds then rounded *down* to float32 (``round_thresholds_down``) so that
   float32 inputs take the same branches as in LightGBM's double comparisons.
@@ -26,13 +28,7 @@ import lightgbm as lgb
 import numpy as np
 import onnx
 
-from wasteml_server.core.errors import InvalidArgumentError
-
-INPUT_NAME = "features"
-"""Name of the ONNX input tensor (float32 ``[batch, n_features]``)."""
-
-OUTPUT_NAME = "prediction"
-"""Name of the ONNX output tensor (float32 ``[batch, 1]``)."""
+from wasteml_models.config import TabularSignature
 
 TARGET_OPSET = 15
 """Default-domain opset of the exported graphs (ai.onnx.ml opset is chosen by onnxmltools)."""
@@ -99,40 +95,39 @@ def round_thresholds_down(model: onnx.ModelProto, booster: lgb.Booster) -> int:
     return changed
 
 
-def booster_to_onnx(booster: lgb.Booster, n_features: int) -> onnx.ModelProto:
+def booster_to_onnx(booster: lgb.Booster, signature: TabularSignature) -> onnx.ModelProto:
     """Convert a LightGBM regressor to ONNX with the signature in the module docstring.
 
     Args:
         booster: trained regressor (``objective`` regression, l1 or quantile).
-        n_features: number of input columns (``booster.num_feature()``).
+        signature: the model's tensors as its ``config.pbtxt`` states them.
 
     Raises:
-        InvalidArgumentError: ``n_features`` differs from the booster's (field ``n_features``).
+        ValueError: the booster's feature count differs from the signature's.
     """
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
+    n_features, out_name = signature.n_features, signature.prediction
     if n_features != booster.num_feature():
-        raise InvalidArgumentError(
-            "n_features", f"{n_features} != booster's {booster.num_feature()}")
-    model = convert_lightgbm(booster, initial_types=[(INPUT_NAME, FloatTensorType([None,
-                                                                                 n_features]))],
+        raise ValueError(f"{signature.features} has {n_features} columns, the booster {booster.num_feature()}")
+    model = convert_lightgbm(booster, initial_types=[(signature.features, FloatTensorType([None, n_features]))],
                              target_opset=TARGET_OPSET, zipmap=False)
     old = model.graph.output[0].name
-    if old != OUTPUT_NAME:
+    if old != out_name:
         for node in model.graph.node:
             for i, name in enumerate(node.output):
                 if name == old:
-                    node.output[i] = OUTPUT_NAME
-        model.graph.output[0].name = OUTPUT_NAME
+                    node.output[i] = out_name
+        model.graph.output[0].name = out_name
     round_thresholds_down(model, booster)
-    model.producer_name = "wasteml.forecasting"
+    model.producer_name = "wasteml_export.lightgbm"
     onnx.checker.check_model(model)
     return model
 
 
 def add_input_column(model: onnx.ModelProto, column: int) -> onnx.ModelProto:
-    """Make the graph output ``prediction + features[:, column]`` (e.g. fill change -> fill).
+    """Make the graph output ``output + input[:, column]`` (e.g. fill change -> fill).
 
     Used by fill_level, whose booster learns the change from ``fill_now`` (column 0): the
     served model then returns the fill fraction itself, and parity is checked against
@@ -141,49 +136,24 @@ def add_input_column(model: onnx.ModelProto, column: int) -> onnx.ModelProto:
     from onnx import TensorProto, helper
 
     graph = model.graph
+    in_name, out_name = graph.input[0].name, graph.output[0].name
     for op in model.opset_import:
         if op.domain in ("", "ai.onnx") and op.version < 13:
             op.version = 13  # Slice with tensor inputs
-    inner = OUTPUT_NAME + "_delta"
+    inner = out_name + "_delta"
     for node in graph.node:
         for i, name in enumerate(node.output):
-            if name == OUTPUT_NAME:
+            if name == out_name:
                 node.output[i] = inner
     consts = {"col_start": [column], "col_end": [column + 1], "col_axis": [1]}
     for name, val in consts.items():
         graph.initializer.append(helper.make_tensor(name, TensorProto.INT64, [1], val))
-    graph.node.append(helper.make_node("Slice", [INPUT_NAME, "col_start", "col_end", "col_axis"],
+    graph.node.append(helper.make_node("Slice", [in_name, "col_start", "col_end", "col_axis"],
                                        ["base_column"], name="slice_base_column"))
-    graph.node.append(helper.make_node("Add", [inner, "base_column"], [OUTPUT_NAME],
+    graph.node.append(helper.make_node("Add", [inner, "base_column"], [out_name],
                                        name="add_base_column"))
     onnx.checker.check_model(model)
     return model
-
-
-class OnnxRuntimeInfer:
-    """In-process ONNX Runtime inference of an exported forecasting model (CPU, 1 thread).
-
-    Callable as ``infer(features float32 [n, f]) -> float32 [n]``; the same contract as the
-    Triton-backed function the server injects.
-
-    Args:
-        model: path of ``model.onnx`` or its bytes.
-    """
-
-    def __init__(self, model: Path | bytes) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        # spinning threads cost ~2x under CPU contention on shared boxes (issue 3 notes)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        src = str(model) if isinstance(model, Path) else model
-        self._session = ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
-
-    def __call__(self, features: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(features, dtype=np.float32)
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: x})[0].reshape(-1)
 
 
 @dataclass(frozen=True)
@@ -225,9 +195,13 @@ def check_parity(booster: lgb.Booster, model: onnx.ModelProto | Path, features: 
         base_column: for graphs built with ``add_input_column``, the added column; the
             reference is then ``features[:, base_column] + Booster.predict``.
     """
+    import onnxruntime as ort
+
     x = np.asarray(features, dtype=np.float32)
-    src = model if isinstance(model, Path) else model.SerializeToString()
-    got = OnnxRuntimeInfer(src)(x).astype(np.float64)
+    session = ort.InferenceSession(str(model) if isinstance(model, Path) else model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: x})[0].reshape(-1).astype(np.float64)
     ref = booster.predict(x.astype(np.float64))
     if base_column is not None:
         ref = ref + x[:, base_column].astype(np.float64)

@@ -19,7 +19,12 @@
   exit code and signal; a replacement is started.
 * **Progress** (engine, best objective, elapsed) streams from the workers over the pipes;
   :meth:`JobHandle.events` replays past events to late watchers, then follows live ones.
-* **Portfolio** jobs run one task per engine on two workers; the best feasible answer wins.
+* **Portfolio** jobs run one task per engine on two workers; the best feasible answer wins,
+  ``Solution.engine_runs`` holds one row per engine, and an engine that could not run (it
+  cannot express the problem, or its worker died) is declared in ``Solution.fallbacks``.
+
+Modules: ``messages`` (what crosses the pipes), ``worker`` (the worker process), ``jobs`` (the
+caller's handle), ``dispatcher`` (this pool: slots, queue, timers, replacement).
 
 The pool keeps no storage; the caller persists jobs. All methods must be called from the
 event loop the pool was started on.
@@ -28,39 +33,47 @@ event loop the pool was started on.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
-import math
 import multiprocessing
 import multiprocessing.connection
-import signal
 import time
-import traceback
-import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from wasteml_server.core.common import FallbackNotice
 from wasteml_server.core.errors import (
     CancelledError,
-    InvalidArgumentError,
+    InternalError,
     ResourceExhaustedError,
     UnavailableError,
     WastemlError,
 )
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.engine import EngineName, SolveOptions
-from wasteml_server.routing.problem import Problem, Solution, SolveStatus, Unassigned
+from wasteml_server.routing.feasibility import screen
+from wasteml_server.routing.jobs import JobStatus
+from wasteml_server.routing.options import SolveOptions
+from wasteml_server.routing.pool.jobs import JobHandle, ProgressEvent, _Task
+from wasteml_server.routing.pool.messages import (
+    Done,
+    Failed,
+    FromWorker,
+    Improved,
+    Ready,
+    SolveTask,
+    Started,
+)
+from wasteml_server.routing.pool.worker import worker_main
+from wasteml_server.routing.portfolio import choose, engines_for
+from wasteml_server.routing.problem import Problem
+from wasteml_server.routing.schedule import no_solution
+from wasteml_server.routing.solution import EngineRun, Solution, SolveStatus
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a cancelled task may take to stop by itself before its worker is killed.
 CANCEL_GRACE_S = 0.5
 """Default of ``Settings.solver_cancel_grace_s``."""
-
-#: Least interval between two progress messages of one task, seconds (the best one is kept).
-PROGRESS_INTERVAL_S = 0.1
 
 #: A worker that dies sooner than this after its start is replaced only after this delay, s.
 RESPAWN_BACKOFF_S = 2.0
@@ -71,135 +84,6 @@ FINISHED_JOBS_KEPT = 256
 
 #: How long ``close`` waits for idle workers to exit before terminating them, seconds.
 CLOSE_TIMEOUT_S = 2.0
-
-
-class JobState(enum.Enum):
-    """Lifecycle of a job."""
-
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    """Finished with a Solution (whatever its status)."""
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One improvement of a running job.
-
-    Attributes:
-        job_id: the job.
-        engine: ``"ortools"`` or ``"pyvrp"``.
-        objective: best objective of that engine so far, currency units.
-        elapsed_s: seconds since the job started running.
-    """
-
-    job_id: str
-    engine: str
-    objective: float
-    elapsed_s: float
-
-
-# --- worker process ----------------------------------------------------------------------------
-
-
-def _error_payload(err: BaseException) -> tuple[str, Any]:
-    """A picklable description of a domain error (custom __init__s do not unpickle)."""
-    if isinstance(err, InvalidArgumentError):
-        return ("InvalidArgumentError", [(v.field, v.description) for v in err.violations])
-    if isinstance(err, WastemlError):
-        return (type(err).__name__, err.message)
-    return ("internal", "".join(traceback.format_exception(err)))
-
-
-def _rebuild_error(kind: str, payload: Any) -> BaseException:
-    from wasteml_server.core import errors
-    from wasteml_server.core.errors import FieldViolation
-
-    if kind == "InvalidArgumentError":
-        (field, desc), *more = payload
-        return InvalidArgumentError(field, desc, *(FieldViolation(f, d) for f, d in more))
-    if kind == "UnavailableError":
-        return UnavailableError("solver-pool", payload)
-    cls = getattr(errors, kind, None)
-    if isinstance(cls, type) and issubclass(cls, WastemlError):
-        try:
-            return cls(payload)
-        except TypeError:
-            pass
-    logger.error("solver worker raised an unexpected error:\n%s", payload)
-    return RuntimeError("the solver failed unexpectedly; see the server log")
-
-
-class _ProgressSender:
-    """Forwards engine progress over the pipe, at most one message per PROGRESS_INTERVAL_S."""
-
-    def __init__(self, conn: multiprocessing.connection.Connection, task_id: str) -> None:
-        self._conn = conn
-        self._task_id = task_id
-        self._last = -math.inf
-        self._pending: Any = None
-
-    def __call__(self, p: Any) -> None:
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL_S:
-            self._conn.send(("progress", self._task_id, p.engine, p.objective, p.elapsed_s))
-            self._last = now
-            self._pending = None
-        else:
-            self._pending = p
-
-    def flush(self) -> None:
-        """Send the last improvement held back by the rate limit."""
-        if self._pending is not None:
-            p, self._pending = self._pending, None
-            self._conn.send(("progress", self._task_id, p.engine, p.objective, p.elapsed_s))
-
-
-def _worker_main(conn: multiprocessing.connection.Connection, cancel: Any) -> None:
-    """Entry point of a worker process: solve tasks received on ``conn`` until None or EOF."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and shuts us down
-    from wasteml_server.routing.engine import Budget
-    from wasteml_server.routing.portfolio import make_engine
-
-    engines = {name: make_engine(name) for name in (EngineName.ORTOOLS, EngineName.PYVRP)}
-    import ortools.constraint_solver.pywrapcp  # noqa: F401 - import the solvers before the first task
-    import pyvrp  # noqa: F401
-
-    conn.send(("ready", None))
-    while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
-        if msg is None:
-            return
-        task_id, problem, options, engine_name, deadline = msg
-        conn.send(("started", task_id))
-        on_progress = _ProgressSender(conn, task_id)
-        try:
-            budget = Budget(options.time_limit_s, deadline, cancel)
-            solution = engines[engine_name].solve(problem, budget, on_progress, options)
-            on_progress.flush()
-            conn.send(("done", task_id, solution))
-        except Exception as err:  # noqa: BLE001 - reported to the parent, never swallowed
-            conn.send(("error", task_id, *_error_payload(err)))
-
-
-# --- parent side -------------------------------------------------------------------------------
-
-
-class _Task:
-    """One engine run of a job."""
-
-    def __init__(self, job: JobHandle, engine: EngineName) -> None:
-        self.id = f"{job.id}/{engine.value}"
-        self.job = job
-        self.engine = engine
-        self.outcome: Solution | BaseException | None = None
-        self.slot: _Slot | None = None
-        self.remaining_s = math.inf
 
 
 class _Slot:
@@ -215,90 +99,6 @@ class _Slot:
         self.timer: asyncio.TimerHandle | None = None
         self.spawned_at = 0.0
         self.ready = False
-
-
-class JobHandle:
-    """A submitted job: its state, progress events, result and cancellation.
-
-    Attributes:
-        id: unique job id (uuid4 hex).
-        problem: the problem.
-        options: the solve options.
-        engines: the single engines that run (two for a portfolio).
-        submitted_at: ``time.time()`` at submission.
-    """
-
-    def __init__(self, pool: SolverPool, problem: Problem, options: SolveOptions,
-                 engines: list[EngineName], deadline: float | None) -> None:
-        self.id = uuid.uuid4().hex
-        self.problem = problem
-        self.options = options
-        self.engines = engines
-        self.deadline = deadline
-        self.submitted_at = time.time()
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.state = JobState.QUEUED
-        self._pool = pool
-        self._tasks = [_Task(self, e) for e in engines]
-        self._future: asyncio.Future[Solution] = asyncio.get_running_loop().create_future()
-        self._events: list[ProgressEvent] = []
-        self._waiters: list[asyncio.Future[None]] = []
-
-    @property
-    def done(self) -> bool:
-        """True once the job succeeded, failed or was cancelled."""
-        return self._future.done()
-
-    async def result(self) -> Solution:
-        """The solution.
-
-        Raises:
-            CancelledError: the job was cancelled.
-            UnavailableError: its worker died, or the pool was closed.
-            InfeasibleProblemError: a required stop can never be served.
-            InvalidArgumentError: the chosen engine cannot express the problem.
-        """
-        return await asyncio.shield(self._future)
-
-    async def events(self) -> AsyncIterator[ProgressEvent]:
-        """Progress events from the start of the job, then live ones until it ends."""
-        i = 0
-        while True:
-            while i < len(self._events):
-                yield self._events[i]
-                i += 1
-            if self.done:
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-
-    def cancel(self) -> bool:
-        """Cancel the job; True if it was still queued or running."""
-        return self._pool._cancel(self)
-
-    def _notify(self) -> None:
-        for w in self._waiters:
-            if not w.done():
-                w.set_result(None)
-        self._waiters.clear()
-
-    def _add_event(self, event: ProgressEvent) -> None:
-        self._events.append(event)
-        self._notify()
-
-    def _finish(self, state: JobState, outcome: Solution | BaseException) -> None:
-        if self._future.done():
-            return
-        self.state = state
-        self.finished_at = time.time()
-        if isinstance(outcome, BaseException):
-            self._future.set_exception(outcome)
-            self._future.exception()  # mark retrieved: a job nobody awaits must not log noise
-        else:
-            self._future.set_result(outcome)
-        self._notify()
 
 
 class SolverPool:
@@ -352,10 +152,10 @@ class SolverPool:
         closed = UnavailableError("solver-pool", "the solver pool was shut down")
         while self._queue:
             task = self._queue.popleft()
-            task.job._finish(JobState.FAILED, closed)
+            task.job._finish(JobStatus.FAILED, closed)
         for slot in self._slots:
             if slot.task is not None:
-                slot.task.job._finish(JobState.FAILED, closed)
+                slot.task.job._finish(JobStatus.FAILED, closed)
                 slot.cancel.set()
             self._unwatch(slot)
             if slot.task is None and slot.process is not None and slot.process.is_alive():
@@ -430,31 +230,27 @@ class SolverPool:
 
         Args:
             problem: the problem.
-            options: engine, time limit, seed, OR-Tools strategies.
+            options: engine, time limit, seed, OR-Tools strategies; the time limit is applied
+                here (:meth:`SolveOptions.limited`) when the caller has not.
             deadline: absolute ``time.time()`` by which the answer is needed (e.g. the gRPC
                 deadline); the search stops at the earlier of it and the time limit.
 
         Raises:
-            InvalidArgumentError: ``time_limit_s`` above ``solver_max_time_limit_s``, or the
+            InvalidArgumentError: ``time_limit`` above ``solver_max_time_limit_s``, or the
                 requested engine cannot express the problem (field ``engine``).
             InfeasibleProblemError: a required stop can never be served (``feasibility.screen``).
             ResourceExhaustedError: ``solver_queue_size`` jobs are already waiting.
             UnavailableError: the pool is closed or not started.
         """
-        options = options or SolveOptions()
+        options = (options or SolveOptions()).limited(self.max_time_limit_s)
         if self._closing or self._loop is None:
             raise UnavailableError("solver-pool", "the solver pool is not running")
-        if options.time_limit_s > self.max_time_limit_s:
-            raise InvalidArgumentError("time_limit_s", f"must be <= {self.max_time_limit_s:g} s")
-        from wasteml_server.routing.feasibility import screen
-        from wasteml_server.routing.portfolio import engines_for
-
-        engines = engines_for(problem, options.engine)
+        choice = engines_for(problem, options.engine)
         screen(problem)  # explain an infeasible problem now, not from a worker later
         if self.queued >= self.queue_size:
             raise ResourceExhaustedError(
                 f"solver queue full: {self.queued} jobs waiting (limit {self.queue_size})")
-        job = JobHandle(self, problem, options, engines, deadline)
+        job = JobHandle(self, problem, options, choice, deadline)
         finished = [j for j in self._jobs.values() if j.done]
         for old in finished[: max(0, len(finished) - FINISHED_JOBS_KEPT)]:
             del self._jobs[old.id]
@@ -475,7 +271,7 @@ class SolverPool:
     def _spawn(self, slot: _Slot) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
         slot.cancel = self._ctx.Event()
-        slot.process = self._ctx.Process(target=_worker_main, args=(child, slot.cancel),
+        slot.process = self._ctx.Process(target=worker_main, args=(child, slot.cancel),
                                          name=f"wasteml-solver-{slot.index}", daemon=True)
         slot.process.start()
         child.close()
@@ -491,7 +287,7 @@ class SolverPool:
 
     def _unwatch(self, slot: _Slot) -> None:
         assert self._loop is not None
-        if slot.conn is not None:
+        if slot.conn is not None and not slot.conn.closed:  # closed: its worker died, already unwatched
             self._loop.remove_reader(slot.conn.fileno())
         if slot.process is not None:
             self._loop.remove_reader(slot.process.sentinel)
@@ -504,16 +300,14 @@ class SolverPool:
                 continue
             task = self._queue.popleft()
             job = task.job
-            remaining = job.options.time_limit_s
+            remaining = job.options.limit_s
             if job.deadline is not None:
                 remaining = min(remaining, job.deadline - time.time())
             slot.cancel.clear()
             slot.task, task.slot = task, slot
-            if job.state is JobState.QUEUED:
-                job.state = JobState.RUNNING
-                job.started_at = time.time()
+            job._start()
             try:
-                slot.conn.send((task.id, job.problem, job.options, task.engine, job.deadline))
+                slot.conn.send(SolveTask(task.id, job.problem, job.options, task.engine, job.deadline))
             except OSError as err:  # the worker died between the check and the send
                 logger.warning("solver worker %d unreachable: %s", slot.index, err)
                 continue
@@ -530,16 +324,15 @@ class SolverPool:
             assert self._loop is not None
             self._loop.remove_reader(slot.conn.fileno())
 
-    def _handle(self, slot: _Slot, msg: tuple) -> None:
-        kind, task_id = msg[0], msg[1]
-        if kind == "ready":
+    def _handle(self, slot: _Slot, msg: FromWorker) -> None:
+        if isinstance(msg, Ready):
             slot.ready = True
             return
         task = slot.task
-        if task is None or task.id != task_id:
+        if task is None or task.id != msg.task_id:
             return  # a late message of a task already settled (cancelled, killed)
         job = task.job
-        if kind == "started":  # the worker is past its start-up imports: the clock runs now
+        if isinstance(msg, Started):  # the worker is past its start-up imports: the clock runs now
             assert self._loop is not None
             remaining = task.remaining_s
             if job.deadline is not None:
@@ -547,14 +340,17 @@ class SolverPool:
             if slot.timer is None:
                 slot.timer = self._loop.call_later(max(0.0, remaining) + self.kill_grace_s,
                                                    self._kill, slot, task, "overrun")
-            return
-        if kind == "progress":
+        elif isinstance(msg, Improved):
             if not job.done:
                 elapsed = time.time() - (job.started_at or time.time())
-                job._add_event(ProgressEvent(job.id, msg[2], msg[3], elapsed))
-            return
-        outcome = msg[2] if kind == "done" else _rebuild_error(msg[2], msg[3])
-        self._settle(slot, task, outcome)
+                job._add_event(ProgressEvent(job.id, msg.progress.engine, msg.progress.objective, elapsed))
+        elif isinstance(msg, Done):
+            self._settle(slot, task, msg.solution)
+        elif isinstance(msg, Failed):
+            if msg.error is None:
+                logger.error("solver worker raised an unexpected error in %s:\n%s", task.id, msg.traceback)
+            self._settle(slot, task, msg.error or InternalError(f"the {task.engine.value} engine failed "
+                                                                f"unexpectedly (see the server log)"))
 
     def _settle(self, slot: _Slot, task: _Task, outcome: Solution | BaseException) -> None:
         if slot.timer is not None:
@@ -569,20 +365,29 @@ class SolverPool:
         self._dispatch()
 
     def _complete(self, job: JobHandle) -> None:
-        from wasteml_server.routing.portfolio import choose
-
         solutions = [t.outcome for t in job._tasks if isinstance(t.outcome, Solution)]
-        if solutions:
-            best = choose(solutions)
-            if len(job._tasks) > 1:  # say what each engine of the portfolio reached
-                parts = [f"{s.engine} {s.objective.total:.2f}" if s.feasible else f"{s.engine} {s.status.value}"
-                         for s in solutions]
-                parts += [f"{t.engine.value} failed" for t in job._tasks if not isinstance(t.outcome, Solution)]
-                note = "portfolio: " + ", ".join(parts) + f"; {best.engine} won"
-                best = replace(best, message=f"{best.message}; {note}" if best.message else note)
-            job._finish(JobState.SUCCEEDED, best)
-        else:
-            job._finish(JobState.FAILED, next(t.outcome for t in job._tasks))
+        if not solutions:
+            failure = next(t.outcome for t in job._tasks)
+            assert isinstance(failure, BaseException)
+            job._finish(JobStatus.FAILED, failure)
+            return
+        best = choose(solutions)
+        requested_several = len(job._tasks) > 1 or bool(job.choice.left_out)
+        if requested_several:  # a portfolio: one row per engine, and what could not run
+            runs: list[EngineRun] = []
+            fallbacks: list[FallbackNotice] = []
+            for task in job._tasks:
+                if isinstance(task.outcome, Solution):
+                    runs.extend(task.outcome.engine_runs or (task.outcome.run(),))
+                else:
+                    why = task.outcome.message if isinstance(task.outcome, WastemlError) else "failed"
+                    runs.append(EngineRun(task.engine, SolveStatus.NO_SOLUTION_IN_TIME,
+                                          note=f"{task.engine.value} failed: {why}"))
+                    fallbacks.append(FallbackNotice(task.engine.value, f"ENGINE_{best.engine.name} only", why))
+            for engine, why in job.choice.left_out:
+                fallbacks.append(FallbackNotice(engine.value, f"ENGINE_{best.engine.name} only", why))
+            best = replace(best, engine_runs=tuple(runs), fallbacks=best.fallbacks + tuple(fallbacks))
+        job._finish(JobStatus.SUCCEEDED, best)
 
     def _kill(self, slot: _Slot, task: _Task, reason: str) -> None:
         if slot.task is not task or slot.process is None or not slot.process.is_alive():
@@ -607,13 +412,11 @@ class SolverPool:
         if task is not None:
             job = task.job
             if slot.kill_reason == "overrun":
-                outcome: Solution | BaseException = Solution(
-                    SolveStatus.NO_SOLUTION_IN_TIME, task.engine.value,
-                    unassigned=tuple(Unassigned(i, s.id, "no solution was found in time")
-                                     for i, s in enumerate(job.problem.stops)),
+                outcome: Solution | BaseException = no_solution(
+                    job.problem, task.engine, SolveStatus.NO_SOLUTION_IN_TIME,
                     elapsed_s=time.time() - (job.started_at or time.time()),
-                    message=f"{task.engine.value} was still searching {self.kill_grace_s:g} s "
-                            "after its time limit and was stopped")
+                    reason=f"{task.engine.value} was still searching {self.kill_grace_s:g} s "
+                           "after its time limit and was stopped")
             else:
                 how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                 outcome = UnavailableError(
@@ -650,7 +453,7 @@ class SolverPool:
                 if slot.timer is not None:
                     slot.timer.cancel()
                 slot.timer = self._loop.call_later(self.cancel_grace_s, self._kill, slot, task, "cancelled")
-        job._finish(JobState.CANCELLED, CancelledError(f"job {job.id} was cancelled"))
+        job._finish(JobStatus.CANCELLED, CancelledError(f"job {job.id} was cancelled"))
         return True
 
     @property

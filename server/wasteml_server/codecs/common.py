@@ -1,0 +1,105 @@
+"""Codecs of the ``wasteml.v1`` common messages and well-known types: instants, durations,
+calendar dates, points, model references and fallback notices.
+
+Instants: ``google.protobuf.Timestamp`` <-> timezone-aware ``datetime`` (UTC) or Unix seconds.
+Durations: ``google.protobuf.Duration`` <-> seconds (float). Nothing here validates domain
+rules; a value the domain cannot hold (a date that does not exist) is an
+``InvalidArgumentError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from wasteml.v1 import common_pb2
+from wasteml_server.core.common import FallbackNotice, ModelRef
+from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.geo import GeoPoint
+
+
+def timestamp(when: dt.datetime) -> Timestamp:
+    """An aware ``datetime`` as a ``Timestamp``."""
+    out = Timestamp()
+    out.FromDatetime(when.astimezone(dt.UTC))
+    return out
+
+
+def timestamp_s(seconds: float) -> Timestamp:
+    """Unix seconds as a ``Timestamp`` (nanosecond resolution)."""
+    whole = math.floor(seconds)
+    return Timestamp(seconds=int(whole), nanos=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
+
+
+def instant(ts: Timestamp) -> dt.datetime:
+    """A ``Timestamp`` as an aware UTC ``datetime``."""
+    return ts.ToDatetime(tzinfo=dt.UTC)
+
+
+def seconds_of(ts: Timestamp) -> float:
+    """A ``Timestamp`` as Unix seconds."""
+    return ts.seconds + ts.nanos / 1e9
+
+
+def duration_s(d: Duration) -> float:
+    """A ``Duration`` in seconds."""
+    return d.seconds + d.nanos / 1e9
+
+
+def duration(seconds: float) -> Duration:
+    """Seconds as a ``Duration`` (nanosecond resolution)."""
+    out = Duration()
+    out.FromNanoseconds(int(round(seconds * 1e9)))
+    return out
+
+
+def date_from_proto(value: common_pb2.CalendarDate) -> dt.date:
+    """``CalendarDate`` -> ``date``.
+
+    Raises:
+        InvalidArgumentError: no such calendar date (field "", to be named by the caller's scope).
+    """
+    try:
+        return dt.date(value.year, value.month, value.day)
+    except ValueError as err:
+        raise InvalidArgumentError("", f"not a calendar date: {err}") from None
+
+
+def date_to_proto(day: dt.date) -> common_pb2.CalendarDate:
+    """``date`` -> ``CalendarDate``."""
+    return common_pb2.CalendarDate(year=day.year, month=day.month, day=day.day)
+
+
+def point_from_proto(p: common_pb2.GeoPoint) -> GeoPoint:
+    """``GeoPoint`` -> domain point (validated where it is used)."""
+    return GeoPoint(p.latitude_deg, p.longitude_deg)
+
+
+def point_to_proto(p: GeoPoint, out: common_pb2.GeoPoint | None = None) -> common_pb2.GeoPoint:
+    """Domain point -> ``GeoPoint`` (written into ``out`` when given)."""
+    out = out if out is not None else common_pb2.GeoPoint()
+    out.latitude_deg, out.longitude_deg = p.latitude_deg, p.longitude_deg
+    return out
+
+
+def model_ref_from_proto(ref: common_pb2.ModelRef) -> ModelRef:
+    """``ModelRef`` of a request -> domain ref (version "" = latest).
+
+    Raises:
+        InvalidArgumentError: a version that is not a positive integer (field ``version``).
+    """
+    return ModelRef(ref.name, ModelRef.parse_version(ref.version, "version"))
+
+
+def model_ref_to_proto(ref: ModelRef) -> common_pb2.ModelRef:
+    """Domain ref -> ``ModelRef`` (a reply always names the serving version)."""
+    return common_pb2.ModelRef(name=ref.name, version="" if ref.version is None else str(ref.version))
+
+
+def fallback_to_proto(notice: FallbackNotice) -> common_pb2.FallbackNotice:
+    """Domain notice -> ``FallbackNotice``."""
+    return common_pb2.FallbackNotice(dependency=notice.dependency, served_by=notice.served_by,
+                                     reason=notice.reason)
