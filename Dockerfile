@@ -23,6 +23,8 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip wheel --no-deps --wheel-dir /wheels .
 
 # ---- export: ONNX export of the models (one-shot service, CPU) -------------------------------
+# export_models.sh runs `wasteml export text-encoder`, `wasteml db upgrade` and `wasteml train`,
+# which read the WASTEML_* settings below.
 FROM builder AS export
 # torch is pinned by the `export` extra; its CPU build comes from PyTorch's CPU wheel index.
 RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu ".[export]" \
@@ -50,12 +52,11 @@ COPY --from=builder /wheels/ /wheels/
 RUN python3 -m pip install --break-system-packages /wheels/*.whl \
  && groupadd --system --gid 10001 wasteml \
  && useradd --system --uid 10001 --gid wasteml --home-dir /srv/wasteml --create-home wasteml
-ENV WASTEML_MODEL_REPOSITORY=/models \
-    WASTEML_DATA_DIR=/data
 USER 10001:10001
 WORKDIR /srv/wasteml
+# The pure export CLI (no settings): the paths are arguments, the volumes of docker-compose.gpu.yml.
 ENTRYPOINT ["python3", "-m", "wasteml_export"]
-CMD ["tensorrt"]
+CMD ["tensorrt", "--repository", "/models", "--data-dir", "/data"]
 
 # ---- runtime: the orchestration server ---------------------------------------------------------
 FROM python:3.11.11-slim-bookworm AS runtime

@@ -22,6 +22,8 @@ demo: setup models
 test: setup models
 	bash scripts/check_generated.sh
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 setup: python-env triton-env node-env deploy-tools
@@ -49,9 +51,10 @@ $(TS_STAMP): clients/ts/package-lock.json
 	cd clients/ts && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-## models: export the text encoder and train the forecasting models (each skipped when present)
+## models: export the text encoder and train the forecasting models (each skipped when present);
+## paths from the WASTEML_MODEL_REPOSITORY and WASTEML_DATA_DIR settings, as the server reads them
 models: python-env
-	$(BIN)/python -m wasteml_export text-encoder
+	$(BIN)/wasteml export text-encoder
 	$(BIN)/python -m wasteml_tools.forecasting.cli demand --skip-if-trained --no-backtest --no-register
 	$(BIN)/python -m wasteml_tools.forecasting.cli fill-level --skip-if-trained --no-backtest --no-register
 
@@ -64,6 +67,8 @@ check-generated: python-env node-env
 
 lint: python-env
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 ## bench: benchmarks (slow; figures, not assertions)
 bench: setup models

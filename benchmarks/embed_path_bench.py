@@ -35,13 +35,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT, TRITON_ENV  # noqa: E402
 
 from wasteml.client import WastemlClient  # noqa: E402
+from wasteml_models import TEXT_ENCODER  # noqa: E402
+from wasteml_models.config import EncoderSignature  # noqa: E402
 from wasteml_models.tokenizer import TextTokenizer  # noqa: E402
-from wasteml_server.search.ingest import read_boston_311  # noqa: E402
+from wasteml_tools.search.boston311 import BOSTON_311_FILE, read_boston_311  # noqa: E402
 
 
 def texts(n: int) -> list[str]:
-    data = ROOT.parent / "shared" / "data" / "service_requests" / "boston_311_2015_sanitation.csv"
-    out = list(dict.fromkeys(d.text for d in read_boston_311(data, every=7)))
+    out = list(dict.fromkeys(d.text for d in read_boston_311(DATA_DIR / BOSTON_311_FILE, every=7)))
     return out[:n]
 
 
@@ -53,7 +54,9 @@ def in_process(corpus: list[str], batch: int, seconds: float) -> tuple[float, li
     opts = ort.SessionOptions()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(ENCODER_ONNX), opts, providers=["CPUExecutionProvider"])
-    tok = TextTokenizer.from_repository(ENCODER_ONNX.parents[2])
+    repository = ENCODER_ONNX.parents[2]
+    tok = TextTokenizer.from_repository(repository, TEXT_ENCODER)
+    sig = EncoderSignature.load(repository, TEXT_ENCODER)
     lat, n, i = [], 0, 0
     end = time.perf_counter() + seconds
     start = time.perf_counter()
@@ -61,8 +64,8 @@ def in_process(corpus: list[str], batch: int, seconds: float) -> tuple[float, li
         chunk = [corpus[(i + k) % len(corpus)] for k in range(batch)]
         i += batch
         t = time.perf_counter()
-        for b in tok.encode_groups(chunk, max_batch_size=64):
-            session.run(["embedding"], {"input_ids": b.input_ids, "attention_mask": b.attention_mask})
+        for b in tok.encode_groups(chunk, max_batch_size=sig.max_batch_size):
+            session.run([sig.embedding], {sig.input_ids: b.input_ids, sig.attention_mask: b.attention_mask})
         lat.append(time.perf_counter() - t)
         n += batch
     return n / (time.perf_counter() - start), lat

@@ -1,7 +1,7 @@
 """Search latency benchmark: Milvus Lite vs the embedded Milvus 2.3 server, 20k and 100k vectors.
 
-Usage (after ``python -m wasteml_tools.search.evaluate --uri var/bench/milvus.db`` filled a
-Lite collection with the 20,832 real Boston 311 documents):
+Usage (after ``wasteml ingest evaluate --uri var/bench/milvus.db`` filled a Lite collection
+with the 20,832 real Boston 311 documents):
 
     .venv/bin/python benchmarks/search_bench.py --lite-uri var/bench/milvus.db \
         --queries 100 --out benchmarks/search.md
@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from wasteml_server.adapters.milvus import MilvusStore
-from wasteml_server.search.documents import Document, GeoPoint, from_epoch_s
+from wasteml_server.core.common import ModelRef
+from wasteml_server.core.geo import GeoPoint
+from wasteml_server.search.documents import Document, from_epoch_s
 from wasteml_server.search.embedding import OnnxEmbedder
 from wasteml_server.search.filters import GeoCircle, SearchFilters, TimeRange
 from wasteml_tools.search.evaluate import Corpus, load_queries
-
-MODEL = "text_encoder:1"
 
 
 def _docs(corpus: Corpus) -> list[Document]:
@@ -54,11 +54,13 @@ def _docs(corpus: Corpus) -> list[Document]:
     ]
 
 
-def _load(store: MilvusStore, docs: list[Document], vectors: np.ndarray, batch: int = 1000) -> float:
+def _load(
+    store: MilvusStore, docs: list[Document], vectors: np.ndarray, model: ModelRef, batch: int = 1000
+) -> float:
     t0 = time.perf_counter()
     store.ensure_collection()
     for s in range(0, len(docs), batch):
-        store.upsert(docs[s : s + batch], vectors[s : s + batch], MODEL)
+        store.upsert(docs[s : s + batch], vectors[s : s + batch], model)
     store.flush()
     return time.perf_counter() - t0
 
@@ -90,12 +92,12 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
 
-    src = MilvusStore(args.lite_uri, collection=args.collection, timeout_s=60)
+    embedder = OnnxEmbedder.from_repository("model_repository")
+    src = MilvusStore(args.lite_uri, collection=args.collection, timeout_s=60, dimension=embedder.dimension)
     corpus = Corpus.from_store(src)
     src.close()
     real_docs = _docs(corpus)
     n_real = len(real_docs)
-    embedder = OnnxEmbedder.from_repository("model_repository")
     texts = [q["query"] for q in load_queries()]
     t = time.perf_counter()
     qvecs = embedder.embed_sync(texts)
@@ -131,7 +133,8 @@ def main() -> int:
             indexes = (args.server_index if backend == "server" else args.lite_index).split(",")
             for size, index in ((int(s), i) for s in args.sizes.split(",") for i in indexes):
                 store = MilvusStore(
-                    uri, collection=f"bench_{size}_{index}", timeout_s=60, admin_timeout_s=900, index_type=index
+                    uri, collection=f"bench_{size}_{index}", timeout_s=60, admin_timeout_s=900, index_type=index,
+                    dimension=embedder.dimension,
                 )
                 store.drop_collection()
                 extra = max(0, size - n_real)
@@ -143,7 +146,7 @@ def main() -> int:
                     src_idx = rng.integers(0, n_real, extra)
                     docs = docs + [replace(real_docs[j], id=f"random-{i}") for i, j in enumerate(src_idx)]
                     vecs = np.vstack([vecs, r])
-                load_s = _load(store, docs, vecs)
+                load_s = _load(store, docs, vecs, embedder.model)
                 for fname, f in filters.items():
                     p50, p99, mean = _bench(store, qvecs, args.queries, f)
                     rows.append((backend, index, size, extra, fname, p50, p99, mean, load_s))

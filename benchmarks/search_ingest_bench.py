@@ -26,25 +26,28 @@ from wasteml.client import WastemlClient
 from wasteml.v1 import common_pb2, search_pb2
 from wasteml_server.app import BackgroundServer
 from wasteml_server.core.settings import Settings
-from wasteml_server.search.ingest import BOSTON_311_FILE, read_boston_311
+from wasteml_server.search.documents import Document
+from wasteml_tools.search.boston311 import BOSTON_311_FILE, read_boston_311
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _proto(doc) -> search_pb2.SearchDocument:
+def _proto(doc: Document) -> search_pb2.SearchDocument:
     ts = Timestamp()
     ts.FromDatetime(doc.created_at)
-    return search_pb2.SearchDocument(
+    msg = search_pb2.SearchDocument(
         id=doc.id,
         text=doc.text,
         kind=doc.kind,
-        location=common_pb2.GeoPoint(
-            latitude_deg=doc.location.latitude_deg, longitude_deg=doc.location.longitude_deg
-        ),
         location_approximate=doc.location_approximate,
         created_at=ts,
         source=doc.source,
     )
+    if doc.location is not None:
+        msg.location.CopyFrom(common_pb2.GeoPoint(
+            latitude_deg=doc.location.latitude_deg, longitude_deg=doc.location.longitude_deg
+        ))
+    return msg
 
 
 def main() -> int:
@@ -69,10 +72,10 @@ def main() -> int:
     )
     docs = [_proto(d) for d in read_boston_311(settings.data_dir / BOSTON_311_FILE, limit=args.limit)]
     server = BackgroundServer(settings)
-    server.start(timeout_s=600)
+    port = server.start(timeout_s=600)
     lines = []
     try:
-        with WastemlClient(f"127.0.0.1:{server.app.port}", timeout_s=1800) as client:
+        with WastemlClient(f"127.0.0.1:{port}", timeout_s=1800) as client:
             client.wait_until_serving(timeout_s=300)
             for run in ("first (all new)", "second (unchanged)"):
                 t = time.perf_counter()

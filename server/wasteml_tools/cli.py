@@ -3,7 +3,8 @@
 ``serve`` runs the orchestration server (with the local Triton unless ``WASTEML_TRITON_URL``
 is set); ``triton`` runs the local Triton alone; ``doctor`` says what is configured, what is
 reachable and which versions are installed; ``demo`` is the README's main job. Sub-apps:
-``db`` (migrations), ``ingest`` (Boston 311 into search), ``train`` (forecasting models) and
+``db`` (migrations), ``ingest`` (Boston 311 into search), ``train`` (forecasting models),
+``export`` (text encoder export, parity through Triton, TensorRT, encoder benchmark) and
 ``bench`` (routing benchmarks).
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import typer
 
 from wasteml_server.core.settings import Settings
+from wasteml_tools.export.cli import app as export_app
 from wasteml_tools.forecasting.cli import app as train_app
 from wasteml_tools.routing.cli import app as bench_app
 from wasteml_tools.search.cli import app as ingest_app
@@ -33,6 +35,7 @@ app = typer.Typer(
 app.add_typer(db_app, name="db", help="SQL store migrations.")
 app.add_typer(ingest_app, name="ingest", help="Load real service requests into the search collection.")
 app.add_typer(train_app, name="train", help="Train, backtest, export and register the forecasting models.")
+app.add_typer(export_app, name="export", help="Model export and its checks (text encoder, parity, TensorRT, bench).")
 app.add_typer(bench_app, name="bench", help="Benchmarks (routing on VRPLIB instances, Blantyre).")
 
 
@@ -93,8 +96,8 @@ def doctor() -> None:
     try:
         from wasteml_server.adapters.triton.distribution import TritonDistribution
 
-        dist = TritonDistribution.locate(settings.triton_env_dir)
-        checks.append(("local Triton binary", True, str(dist.binary)))
+        triton_dist = TritonDistribution.locate(settings.triton_env_dir)
+        checks.append(("local Triton binary", True, str(triton_dist.binary)))
     except Exception as exc:  # doctor reports, it does not fail
         checks.append(("local Triton binary", False, str(exc)))
     if settings.triton_url:

@@ -222,8 +222,9 @@ def _report(console: Console, port, started, models, indexed, raccoon, nearby, d
     table = Table(title=f"PlanDay: Blantyre skips, plan {plan.plan_id[:8]} "
                         f"({routing_pb2.SolutionStatus.Name(plan.status)}, "
                         f"{routing_pb2.Engine.Name(plan.engine)})")
-    for col in ("truck", "skips", "dump trips", "km", "driving h", "first stop", f"back at depot ({tz})"):
-        table.add_column(col)
+    table.caption = f"back: arrival at the depot, {tz} time"
+    for col in ("truck", "skips", "dump trips", "km", "driving h", "first stop", "back"):
+        table.add_column(col, no_wrap=col in ("truck", "first stop"))
     for r in plan.routes:
         first = next((s for s in r.stops if s.kind == planning_pb2.PLAN_STOP_KIND_BIN), None)
         table.add_row(r.vehicle_id, str(r.bins_served), str(r.dump_trips), f"{r.distance_m / 1000:.1f}",

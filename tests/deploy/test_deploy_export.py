@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -9,6 +10,8 @@ import sys
 
 import pytest
 from deploy_helpers import REPO_ROOT
+
+from wasteml_export.cli import build_parser
 
 SCRIPT = REPO_ROOT / "deploy" / "export_models.sh"
 
@@ -51,3 +54,25 @@ def test_deploy_tensorrt_step_command() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     for option in ("--repository", "--data-dir"):
         assert option in result.stdout
+
+
+def _tensorrt_stage(keyword: str) -> list[str]:
+    """The JSON-form ENTRYPOINT or CMD of the Dockerfile's ``tensorrt`` stage."""
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    stage = re.split(r"^FROM ", text.split(" AS tensorrt\n", 1)[1], maxsplit=1, flags=re.M)[0]
+    match = re.search(rf"^{keyword} (\[.*\])$", stage, re.M)
+    assert match, f"the tensorrt stage has no JSON-form {keyword}"
+    return json.loads(match.group(1))
+
+
+def test_deploy_tensorrt_step_passes_the_volume_paths(compose_config: dict) -> None:
+    """The pure export CLI reads no settings: the tensorrt image's default command and the
+    tensorrt-build service's command both name the mounted model and data volumes."""
+    assert _tensorrt_stage("ENTRYPOINT") == ["python3", "-m", "wasteml_export"]
+    service = compose_config["services"]["tensorrt-build"]
+    mounts = {v["target"] for v in service["volumes"]}
+    for argv in (_tensorrt_stage("CMD"), service["command"]):
+        args = build_parser().parse_args(argv)
+        assert args.command == "tensorrt"
+        assert {str(args.repository), str(args.data_dir)} <= mounts
+        assert (str(args.repository), str(args.data_dir)) == ("/models", "/data")

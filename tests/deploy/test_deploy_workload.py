@@ -98,7 +98,8 @@ def test_deploy_workload_solve_matrix_is_the_study_matrix(workload: Workload) ->
 def test_deploy_workload_solve_day_is_feasible() -> None:
     """The Solve mix's day (12 skips, 3 one-skip trucks, 07:00-15:00) is solved within its 2 s
     limit by the server's default engine, so the load test measures solving, not infeasibility."""
-    from wasteml_server.routing.engine import DEFAULT_ENGINE, Budget, EngineName, SolveOptions
+    from wasteml_server.routing.engine import Budget
+    from wasteml_server.routing.options import DEFAULT_ENGINE, EngineName, SolveOptions
     from wasteml_server.routing.portfolio import make_engine
     from wasteml_tools.routing.blantyre import day_problem
 
@@ -109,5 +110,6 @@ def test_deploy_workload_solve_day_is_feasible() -> None:
     assert DEFAULT_ENGINE in (EngineName.PYVRP, EngineName.ORTOOLS)
     engine = make_engine(DEFAULT_ENGINE)
     solution = engine.solve(problem, Budget(2.0), options=SolveOptions(time_limit_s=2.0))
-    assert solution.feasible, solution.message
-    assert not solution.unassigned
+    assert solution.feasible, solution.infeasibility_reasons
+    assert solution.engine is DEFAULT_ENGINE
+    assert not solution.unassigned_stops

@@ -10,7 +10,9 @@ import pytest
 from export_testutils import DATA_DIR, MODEL_REPOSITORY
 
 from wasteml_export import tensorrt as trt_export
-from wasteml_export.text_encoder import MODEL_FILE, MODEL_NAME, version_dir
+from wasteml_export.text_encoder import MODEL_FILE, version_dir
+from wasteml_models import TEXT_ENCODER, TEXT_ENCODER_TRT
+from wasteml_models.config import EncoderSignature, ModelConfigError
 
 
 def _gpu_and_tensorrt() -> str | None:
@@ -34,11 +36,14 @@ def test_plan_builds_and_matches_onnxruntime(exported, tmp_path: Path) -> None:
     import tensorrt as trt
 
     repo = tmp_path / "repo"
-    (repo / MODEL_NAME / "1").mkdir(parents=True)
+    (repo / TEXT_ENCODER / "1").mkdir(parents=True)
+    (repo / TEXT_ENCODER_TRT).mkdir()
     for name in (MODEL_FILE, "tokenizer.json"):
-        shutil.copy2(version_dir(MODEL_REPOSITORY, MODEL_NAME) / name, repo / MODEL_NAME / "1")
+        shutil.copy2(version_dir(MODEL_REPOSITORY, TEXT_ENCODER) / name, repo / TEXT_ENCODER / "1")
+    for model in (TEXT_ENCODER, TEXT_ENCODER_TRT):
+        shutil.copy2(MODEL_REPOSITORY / model / "config.pbtxt", repo / model)
     assert trt_export.main(repo, data_dir=DATA_DIR) == 0
-    out = version_dir(repo, trt_export.TRT_MODEL_NAME)
+    out = version_dir(repo, TEXT_ENCODER_TRT)
     info = json.loads((out / trt_export.PLAN_INFO_FILE).read_text())
     assert info["tensorrt_version"] == trt.__version__
     assert info["gpu"]["compute_capability"] == trt_export.gpu_info().compute_capability
@@ -61,3 +66,21 @@ def test_tensorrt_command_skips_cleanly_without_gpu(tmp_path: Path, capsys) -> N
     assert trt_export.main(tmp_path) == 0
     assert "skipped" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())
+
+
+def test_profile_and_plan_signature_come_from_the_configs(tmp_path: Path) -> None:
+    """The profile's largest batch is text_encoder_trt's max_batch_size (sequence 256), and a
+    plan config naming other tensors than the ONNX source's is refused."""
+    signature = trt_export.plan_signature(MODEL_REPOSITORY)
+    assert signature == EncoderSignature.load(MODEL_REPOSITORY, TEXT_ENCODER_TRT)
+    shapes = trt_export.profile(signature)
+    assert shapes["max"] == (signature.max_batch_size, 256)
+    assert shapes["min"] == (1, 8)
+    assert shapes["opt"][0] <= signature.max_batch_size
+    for model in (TEXT_ENCODER, TEXT_ENCODER_TRT):
+        (tmp_path / model).mkdir()
+        shutil.copy2(MODEL_REPOSITORY / model / "config.pbtxt", tmp_path / model)
+    config = tmp_path / TEXT_ENCODER_TRT / "config.pbtxt"
+    config.write_text(config.read_text().replace('"attention_mask"', '"mask"'))
+    with pytest.raises(ModelConfigError, match="built from that ONNX graph"):
+        trt_export.plan_signature(tmp_path)

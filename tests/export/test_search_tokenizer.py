@@ -13,7 +13,6 @@ from wasteml_models.tokenizer import (
     TextTokenizer,
     bucket_length,
 )
-from wasteml_server.core.errors import InvalidArgumentError
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +81,17 @@ def test_encode_groups_cover_every_text_once_in_own_bucket(tokenizer: TextTokeni
     assert {b.input_ids.shape[1] for b in batches} >= {32, 256}
 
 
-def test_bad_inputs_raise_invalid_argument(tokenizer: TextTokenizer) -> None:
-    """Empty lists, a bare string and non-strings are rejected with the field path."""
-    with pytest.raises(InvalidArgumentError) as empty:
+def test_bad_inputs_raise_with_the_field_path(tokenizer: TextTokenizer) -> None:
+    """Empty lists (ValueError), a bare string and non-strings (TypeError) are rejected, each
+    message starting with the field path (the tokenizer is model code, not request handling)."""
+    with pytest.raises(ValueError, match=r"^texts: "):
         tokenizer.encode([], field="texts")
-    assert empty.value.field == "texts"
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(TypeError, match=r"^texts: "):
         tokenizer.encode("not a list")  # type: ignore[arg-type]
-    with pytest.raises(InvalidArgumentError) as bad:
+    with pytest.raises(TypeError, match=r"^documents\[1\]: "):
         tokenizer.encode_groups(["ok", 3], field="documents")  # type: ignore[list-item]
-    assert bad.value.field == "documents[1]"
+    with pytest.raises(TypeError, match=r"^texts\[0\]: "):
+        tokenizer.token_counts([None])  # type: ignore[list-item]
 
 
 def test_repository_tokenizer_equals_package_tokenizer(exported, tokenizer) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
+from wasteml_testing import REPO_ROOT
 
 from wasteml_server.adapters.storage import Database, ModelRegistry
 from wasteml_server.forecasting import repository
@@ -16,7 +18,11 @@ runner = CliRunner()
 
 @pytest.fixture()
 def env(tmp_path, data_dir, monkeypatch):
-    """A fresh model repository and SQLite registry under tmp_path; no Triton."""
+    """A fresh model repository (the committed fill_level config, which states the signature
+    the export follows, and no version) and SQLite registry under tmp_path; no Triton."""
+    (tmp_path / "model_repository" / "fill_level").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "model_repository" / "fill_level" / "config.pbtxt",
+                tmp_path / "model_repository" / "fill_level")
     monkeypatch.setenv("WASTEML_DATABASE_URL", f"sqlite:///{tmp_path / 'reg.db'}")
     monkeypatch.setenv("WASTEML_DATA_DIR", str(data_dir))
     monkeypatch.delenv("WASTEML_TRITON_URL", raising=False)

@@ -3,15 +3,21 @@ explanations, validation -- on a daily model version trained from the real data.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
+from wasteml_testing import REPO_ROOT
 
+from wasteml_models import DEMAND_DAILY
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
 from wasteml_server.forecasting import repository
 from wasteml_server.forecasting.demand import (
     GRAINS,
     DemandForecaster,
+    ModelFamily,
     booster_infer,
     series_key,
 )
@@ -21,8 +27,11 @@ from wasteml_tools.forecasting import training
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, data_dir):
-    """A model repository with demand_daily v1 (no backtest; Prophet intervals fitted)."""
+    """A model repository with the committed demand_daily config and v1 trained into it (no
+    backtest; Prophet intervals fitted)."""
     root = tmp_path_factory.mktemp("model_repository")
+    (root / DEMAND_DAILY).mkdir()
+    shutil.copy(REPO_ROOT / "model_repository" / DEMAND_DAILY / "config.pbtxt", root / DEMAND_DAILY)
     report = training.train_demand_grain(data_dir, root, "daily", run_backtest=False)
     assert report.version == 1 and report.parity.ok
     return root
@@ -53,7 +62,9 @@ def test_forecast_shape_dates_and_quantiles(forecaster) -> None:
     fc = forecaster.forecast("daily:garbage", 14, (0.1, 0.5, 0.9))
     assert fc.period_ends[0] == pd.Timestamp("2021-07-05") and len(fc.period_ends) == 14
     assert fc.model_name == "demand_daily" and fc.model_version == 1
-    assert fc.interval_model == ("demand_daily_prophet", 1)
+    assert fc.model == ModelRef("demand_daily", 1) and fc.family is ModelFamily.LIGHTGBM
+    assert fc.origin == pd.Timestamp("2021-07-04")
+    assert fc.interval_model == ModelRef("demand_daily_prophet", 1)
     assert forecaster.forecast("daily:garbage", 2).interval_model is None
     assert (fc.point_kg >= 0).all()
     assert np.all(np.diff(fc.quantile_kg, axis=0) >= 0)
@@ -75,7 +86,8 @@ def test_forecast_from_backtest_origin(forecaster, daily) -> None:
 
 def test_prophet_family(forecaster) -> None:
     """The Prophet family returns Prophet's predictive median and ordered quantiles."""
-    fc = forecaster.forecast("daily:recycling", 7, (0.1, 0.9), family="prophet")
+    fc = forecaster.forecast("daily:recycling", 7, (0.1, 0.9), family=ModelFamily.PROPHET)
+    assert fc.model == ModelRef("demand_daily_prophet", 1)
     assert (fc.quantile_kg[0] <= fc.point_kg).all() and (fc.point_kg <= fc.quantile_kg[1]).all()
 
 

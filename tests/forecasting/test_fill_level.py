@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from wasteml_testing import REPO_ROOT
 
+from wasteml_export.lightgbm import add_input_column, booster_to_onnx
+from wasteml_models import FILL_LEVEL
+from wasteml_models.config import TabularSignature
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting.onnx_export import (
-    OnnxRuntimeInfer,
-    add_input_column,
-    booster_to_onnx,
-)
+from wasteml_server.forecasting.inference import OnnxRuntimeInfer
 from wasteml_tools.forecasting import backtest
 
 
@@ -93,7 +93,8 @@ def predictor_and_model(fullness):
     own, train, _ = _fold(fullness)
     booster = fl.fit_fill_booster(train, num_boost_round=80)
     resid = fl.calibrate(train, num_boost_round=80)
-    model = add_input_column(booster_to_onnx(booster, len(fl.FEATURE_NAMES)), 0)
+    signature = TabularSignature.load(REPO_ROOT / "model_repository", FILL_LEVEL)
+    model = add_input_column(booster_to_onnx(booster, signature), 0)
     pred = fl.FillLevelPredictor(1, resid, own)
     return pred, OnnxRuntimeInfer(model.SerializeToString()), booster
 

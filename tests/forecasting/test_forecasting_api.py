@@ -14,13 +14,13 @@ from wasteml_testing import DATA_DIR, REPO_ROOT, bad_request
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import common_pb2, forecasting_pb2
-from wasteml_server.adapters.storage import request_hash
 from wasteml_server.adapters.storage.models import PredictionAudit
 from wasteml_server.app import BackgroundServer
+from wasteml_server.core.audit import request_hash
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting import repository
-from wasteml_server.forecasting.demand import DemandForecaster
-from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
+from wasteml_server.forecasting.demand import DemandForecaster, ModelFamily, SeriesGrain
+from wasteml_server.forecasting.inference import OnnxRuntimeInfer
 
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"
 MODELS = ("fill_level", "demand_daily", "demand_route_weekly")
@@ -146,11 +146,11 @@ def test_forecast_demand_equals_in_process_model(client, grain, grain_name, sid,
     assert version == repository.trained_versions(MODEL_REPOSITORY, name)[-1]
     assert (reply.interval_model.name, reply.interval_model.version) == (f"{name}_prophet",
                                                                          str(version))
-    local = DemandForecaster.load(MODEL_REPOSITORY, DATA_DIR, grain_name, version)
+    local = DemandForecaster.load(MODEL_REPOSITORY, DATA_DIR, SeriesGrain(grain_name), version)
     want = local.forecast(f"{grain_name}:{sid}", horizon, quantiles, top_k=top_k)
     assert len(reply.points) == horizon
     last = reply.last_observed_date
-    assert pd.Timestamp(last.year, last.month, last.day) == local.last_observed
+    assert pd.Timestamp(last.year, last.month, last.day) == want.origin
     got_dates = [pd.Timestamp(p.date.year, p.date.month, p.date.day) for p in reply.points]
     assert got_dates == list(want.period_ends)
     np.testing.assert_allclose([p.point_kg for p in reply.points], want.point_kg, rtol=1e-5)
@@ -174,9 +174,9 @@ def test_prophet_family_equals_in_process_prophet(client: WastemlClient) -> None
     version = int(reply.model.version)
     assert reply.model.name == "demand_daily_prophet"
     assert reply.last_observed_date == origin
-    local = DemandForecaster.load(MODEL_REPOSITORY, DATA_DIR, "daily", version)
+    local = DemandForecaster.load(MODEL_REPOSITORY, DATA_DIR, SeriesGrain.SERVICE_LINE_DAILY, version)
     want = local.forecast("daily:recycling", 10, (0.25, 0.75),
-                          origin=pd.Timestamp("2021-05-09"), family="prophet")
+                          origin=pd.Timestamp("2021-05-09"), family=ModelFamily.PROPHET)
     assert pd.Timestamp(reply.points[0].date.year, reply.points[0].date.month,
                         reply.points[0].date.day) == pd.Timestamp("2021-05-10")
     np.testing.assert_allclose([p.point_kg for p in reply.points], want.point_kg, rtol=1e-5)
@@ -205,6 +205,9 @@ def test_prophet_family_equals_in_process_prophet(client: WastemlClient) -> None
         (lambda c: c.forecast_demand(demand_request(
             forecasting_pb2.SERIES_GRAIN_SERVICE_LINE_DAILY, "garbage", 7,
             model=common_pb2.ModelRef(name="demand_route_weekly"))), "model.name"),
+        (lambda c: c.forecast_demand(demand_request(
+            forecasting_pb2.SERIES_GRAIN_SERVICE_LINE_DAILY, "garbage", 7, model_family=7)),
+         "model_family"),
         (lambda c: c.predict_fill_level(forecasting_pb2.PredictFillLevelRequest()), "bins"),
         (lambda c: c.predict_fill_level(fill_request(real_bins(), interval_coverage=1.5)),
          "interval_coverage"),
@@ -282,4 +285,4 @@ def test_demand_forecast_is_audited(client: WastemlClient, live_server: Backgrou
         assert (row.model_name, str(row.model_version)) == ("demand_daily", reply.model.version)
         np.testing.assert_allclose(row.output["point_kg"], [p.point_kg for p in reply.points],
                                    atol=1e-3)
-        assert row.output["interval_model"] == ["demand_daily_prophet", int(reply.model.version)]
+        assert row.output["interval_model"] == f"demand_daily_prophet:{int(reply.model.version)}"

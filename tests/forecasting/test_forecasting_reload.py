@@ -20,7 +20,7 @@ from wasteml.v1 import admin_pb2, common_pb2, forecasting_pb2
 from wasteml_server.app import BackgroundServer
 from wasteml_server.forecasting import fill_level as fl
 from wasteml_server.forecasting import repository
-from wasteml_server.forecasting.onnx_export import OnnxRuntimeInfer
+from wasteml_server.forecasting.inference import OnnxRuntimeInfer
 from wasteml_tools.forecasting import training
 
 MODEL_REPOSITORY = REPO_ROOT / "model_repository"

@@ -101,12 +101,18 @@ def test_plan_is_feasible_against_the_road_matrix(baseline) -> None:
 
 
 def test_reasons_and_models_are_reported(baseline) -> None:
-    """Each served skip carries its predicted fill and selection; the fill model version is named."""
-    _, _, plan = baseline
+    """Each served skip carries its predicted fill and selection; the fill model and the complaint
+    encoder versions are named; each route names its own vehicle as "<vehicle type id>-<n>"."""
+    request, _, plan = baseline
     reasons = [s.reason for r in plan.routes for s in r.stops if s.kind == planning_pb2.PLAN_STOP_KIND_BIN]
     assert all(r.served and 0.0 <= r.predicted_fill_fraction <= 1.0 and r.explanation for r in reasons)
     assert any(r.selection == planning_pb2.BIN_SELECTION_MUST_VISIT for r in reasons)
-    assert [(m.name, m.version) for m in plan.models_used] == [("fill_level", "1")]
+    assert [(m.name, m.version) for m in plan.models_used] == [("fill_level", "1"), ("text_encoder", "1")]
+    vehicles = [r.vehicle_id for r in plan.routes]
+    assert len(set(vehicles)) == len(vehicles)
+    for r in plan.routes:
+        vt = request.fleet[r.vehicle_type_index]
+        assert r.vehicle_id in {f"{vt.id}-{n}" for n in range(vt.count)}
     assert plan.totals.predicted_overflows_avoided + plan.totals.predicted_overflows_left == sum(
         1 for r in [*reasons, *plan.unserved_bins] if r.predicted_overflow)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.planning.selection import (
     DAY_S,
     BinDecision,
@@ -81,7 +81,7 @@ def test_missing_forecast_names_the_bin() -> None:
     ],
 )
 def test_bad_policy_names_the_field(kwargs: dict, field: str) -> None:
-    """Out-of-range policy values raise InvalidArgumentError naming the policy field."""
-    with pytest.raises(InvalidArgumentError) as info:
+    """Out-of-range policy values raise InvalidArgumentError naming the field under "policy"."""
+    with pytest.raises(InvalidArgumentError) as info, under("policy"):
         PlanPolicy(**kwargs)
     assert info.value.field == field

@@ -6,7 +6,7 @@ import pytest
 from routing_checker import DATA_DIR
 
 from wasteml_server.core.errors import InvalidArgumentError
-from wasteml_server.routing.engine import EngineName
+from wasteml_server.routing.options import EngineName
 from wasteml_tools.routing.bench import run_bench, select_instances, summarise, to_markdown
 from wasteml_tools.routing.instances import load_instance
 

@@ -20,9 +20,11 @@ from wasteml_server.core.errors import (
     UnavailableError,
 )
 from wasteml_server.core.settings import Settings
-from wasteml_server.routing.engine import EngineName, SolveOptions
-from wasteml_server.routing.pool import JobState, SolverPool
-from wasteml_server.routing.problem import SolveStatus, TimeWindow
+from wasteml_server.routing.jobs import JobStatus
+from wasteml_server.routing.options import EngineName, SolveOptions
+from wasteml_server.routing.pool import SolverPool
+from wasteml_server.routing.problem import TimeWindow
+from wasteml_server.routing.solution import SolveStatus
 from wasteml_tools.routing.instances import load_instance
 
 
@@ -56,7 +58,7 @@ async def _first_event(job, timeout: float = 20.0):
 
 async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101):
     """A portfolio job on R101 streams improvements from both engines, ends SUCCEEDED with a
-    feasible plan (independently checked) naming the winning engine and both engines' results;
+    feasible plan (independently checked) naming the winning engine and one engine run per engine;
     close leaves no children."""
     pool = await SolverPool(_settings()).start()
     try:
@@ -64,13 +66,17 @@ async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101
         job = await pool.submit(r101, SolveOptions(time_limit_s=3.0, engine=EngineName.PORTFOLIO))
         events = [e async for e in job.events()]
         sol = await job.result()
-        assert job.state is JobState.SUCCEEDED and sol.status is SolveStatus.FEASIBLE
+        assert job.state is JobStatus.SUCCEEDED and sol.status is SolveStatus.FEASIBLE
         assert violations(r101, sol) == []
-        assert {e.engine for e in events} == {"ortools", "pyvrp"}
+        assert {e.engine for e in events} == {EngineName.ORTOOLS, EngineName.PYVRP}
         best = {e.engine: min(x.objective for x in events if x.engine == e.engine) for e in events}
         assert sol.engine == min(best, key=best.get)
         assert sol.objective.total == pytest.approx(min(best.values()))
-        assert "portfolio: " in sol.message and f"{sol.engine} won" in sol.message
+        runs = {run.engine: run for run in sol.engine_runs}
+        assert len(sol.engine_runs) == 2 and set(runs) == {EngineName.ORTOOLS, EngineName.PYVRP}
+        assert all(run.status.feasible for run in runs.values()) and not sol.fallbacks
+        assert runs[sol.engine].objective == pytest.approx(sol.objective.total)
+        assert sol.objective.total == pytest.approx(min(run.objective for run in runs.values()))
         pids = pool.worker_pids
     finally:
         await pool.close()
@@ -81,7 +87,7 @@ async def test_portfolio_job_streams_both_engines_and_returns_feasible_plan(r101
 
 async def test_full_queue_raises_resource_exhausted(r101):
     """With 1 worker and a queue of 1, a third concurrent job is refused with RESOURCE_EXHAUSTED;
-    a time limit above the maximum is an INVALID_ARGUMENT on time_limit_s, and a problem with an
+    a time limit above the maximum is an INVALID_ARGUMENT on time_limit, and a problem with an
     unreachable required stop is refused at submission with the explanation."""
     async with SolverPool(_settings(solver_workers=1, solver_queue_size=1)) as pool:
         opts = SolveOptions(time_limit_s=30.0, engine=EngineName.ORTOOLS)
@@ -92,7 +98,7 @@ async def test_full_queue_raises_resource_exhausted(r101):
             await pool.submit(r101, opts)
         with pytest.raises(InvalidArgumentError) as err:
             await pool.submit(r101, SolveOptions(time_limit_s=61.0))
-        assert err.value.field == "time_limit_s"
+        assert err.value.field == "time_limit"
         stops = list(r101.stops)
         stops[7] = replace(stops[7], time_windows=(TimeWindow(0, 1),))
         with pytest.raises(InfeasibleProblemError) as infeasible:
@@ -117,7 +123,7 @@ async def test_cancel_stops_running_search_within_a_second(r101):
         while pool.running:
             await asyncio.sleep(0.02)
         assert time.monotonic() - t0 < 1.0
-        assert job.state is JobState.CANCELLED and not job.cancel()
+        assert job.state is JobStatus.CANCELLED and not job.cancel()
         await asyncio.sleep(0.1)
         assert pool.live_workers == 1
 
@@ -132,7 +138,7 @@ async def test_killed_worker_fails_job_cleanly_and_is_replaced(r101):
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(UnavailableError) as err:
             await asyncio.wait_for(job.result(), 5.0)
-        assert "signal 9" in err.value.message and job.state is JobState.FAILED
+        assert "signal 9" in err.value.message and job.state is JobStatus.FAILED
         deadline = time.monotonic() + 5.0
         while pool.live_workers < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -149,7 +155,7 @@ async def test_overrunning_search_is_stopped_from_outside():
     async with SolverPool(_settings(solver_workers=1, solver_kill_grace_s=0.0)) as pool:
         job = await pool.submit(big, SolveOptions(time_limit_s=1.0, engine=EngineName.ORTOOLS))
         sol = await asyncio.wait_for(job.result(), 10.0)
-        assert sol.status is SolveStatus.NO_SOLUTION_IN_TIME and "stopped" in sol.message
+        assert sol.status is SolveStatus.NO_SOLUTION_IN_TIME and "stopped" in sol.infeasibility_reasons[0]
         assert job.finished_at - job.started_at < 1.0 + 3.0  # limit + worker start-up
         deadline = time.monotonic() + 5.0
         while pool.live_workers < 1 and time.monotonic() < deadline:

@@ -1,32 +1,36 @@
-"""Problem validation, matrices from coordinates and up-front infeasibility screening."""
+"""Problem validation (value types, the builder, the resolved problem), matrices from
+coordinates and up-front infeasibility screening."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from wasteml_server.core.errors import InfeasibleProblemError, InvalidArgumentError
-from wasteml_server.routing.feasibility import screen
-from wasteml_server.routing.problem import (
-    Depot,
-    Location,
-    Problem,
-    Stop,
-    TimeWindow,
-    VehicleType,
+from wasteml_server.core.errors import InfeasibleProblemError, InvalidArgumentError, under
+from wasteml_server.core.geo import GeoPoint
+from wasteml_server.routing.builder import (
+    SpeedModel,
+    TravelMatrix,
+    build_problem,
     haversine_matrices,
-    under,
 )
+from wasteml_server.routing.feasibility import screen
+from wasteml_server.routing.problem import Depot, Problem, Stop, TimeWindow, VehicleType
+from wasteml_server.routing.solution import UnassignedReason
 
 SHIFT = TimeWindow(0, 3600)
 
 
-def _problem(stops, *, vehicle=None, n_loc=3, dist=None):
+def _stop(stop_id: str, location_index: int, demand: tuple[int, ...], **kw) -> Stop:
+    return Stop(stop_id, location_index=location_index, demand=demand, **kw)
+
+
+def _problem(stops, *, vehicle=None, n_loc=3, dist=None) -> Problem:
     dist = np.full((n_loc, n_loc), 600) if dist is None else dist
     np.fill_diagonal(dist, 0)
     vehicle = vehicle or VehicleType(count=1, capacity=(10,), shift=SHIFT)
-    return Problem(tuple(Location() for _ in range(n_loc)), (Depot(0),), (vehicle,), tuple(stops),
-                   dist, dist.copy())
+    return build_problem(depots=(Depot(location_index=0),), vehicle_types=(vehicle,), stops=tuple(stops),
+                         matrix=TravelMatrix.from_arrays(dist, dist.copy()))
 
 
 def test_time_window_end_before_start_names_field_under_prefix():
@@ -39,16 +43,16 @@ def test_time_window_end_before_start_names_field_under_prefix():
 def test_overlapping_time_windows_rejected():
     """Windows of one stop must be sorted and disjoint."""
     with pytest.raises(InvalidArgumentError) as err:
-        Stop("a", 1, (1,), 0, (TimeWindow(0, 100), TimeWindow(50, 200)))
+        _stop("a", 1, (1,), time_windows=(TimeWindow(0, 100), TimeWindow(50, 200)))
     assert err.value.field == "time_windows[1]"
 
 
 @pytest.mark.parametrize(
     ("stops", "field"),
     [
-        ([Stop("a", 1, (1,)), Stop("b", 7, (1,))], "stops[1].location"),
-        ([Stop("a", 1, (1, 2))], "stops[0].demand"),
-        ([Stop("a", 1, (1,)), Stop("a", 2, (1,))], "stops[1].id"),
+        ([_stop("a", 1, (1,)), _stop("b", 7, (1,))], "stops[1].location_index"),
+        ([_stop("a", 1, (1, 2))], "stops[0].demand"),
+        ([_stop("a", 1, (1,)), _stop("a", 2, (1,))], "stops[1].id"),
     ],
 )
 def test_bad_stop_fields_named(stops, field):
@@ -59,16 +63,20 @@ def test_bad_stop_fields_named(stops, field):
 
 
 def test_negative_and_misshapen_matrices_rejected():
-    """A negative matrix entry names its cell; a wrong shape names the matrix."""
+    """A negative matrix entry names its row-major cell; a wrong size names the matrix field."""
     dist = np.full((3, 3), 5)
     dist[1, 2] = -1
     with pytest.raises(InvalidArgumentError) as err:
-        _problem([Stop("a", 1, (1,))], dist=dist)
-    assert err.value.field == "distance_m[1][2]"
+        _problem([_stop("a", 1, (1,))], dist=dist)
+    assert err.value.field == "matrix.distances_m[5]"
     with pytest.raises(InvalidArgumentError) as err:
-        Problem((Location(), Location()), (Depot(0),), (VehicleType(1, (1,), SHIFT),), (),
-                np.zeros((3, 3)), np.zeros((2, 2)))
-    assert err.value.field == "distance_m"
+        build_problem(depots=(Depot(location_index=0),), vehicle_types=(VehicleType(1, (1,), SHIFT),),
+                      stops=(), matrix=TravelMatrix(3, np.zeros(9), np.zeros(4)))
+    assert err.value.field == "matrix.durations_s"
+    with pytest.raises(InvalidArgumentError) as err:
+        Problem((Depot(location_index=0),), (VehicleType(1, (1,), SHIFT),), (), np.zeros((3, 3)),
+                np.zeros((2, 2)))
+    assert err.value.field == "matrix"
 
 
 def test_vehicle_type_fields_named():
@@ -77,11 +85,11 @@ def test_vehicle_type_fields_named():
         VehicleType(count=0, capacity=(1,), shift=SHIFT)
     assert err.value.field == "count"
     with pytest.raises(InvalidArgumentError) as err:
-        VehicleType(count=1, capacity=(1,), shift=SHIFT, end_empty=True)
-    assert err.value.field == "end_empty"
+        _problem([_stop("a", 1, (1,))], vehicle=VehicleType(1, (1,), SHIFT, end_empty=True))
+    assert err.value.field == "vehicle_types[0].end_empty"
     with pytest.raises(InvalidArgumentError) as err:
-        _problem([Stop("a", 1, (1,))], vehicle=VehicleType(1, (1,), SHIFT, end_depot=2))
-    assert err.value.field == "vehicle_types[0].end_depot"
+        _problem([_stop("a", 1, (1,))], vehicle=VehicleType(1, (1,), SHIFT, end_depot_index=2))
+    assert err.value.field == "vehicle_types[0].end_depot_index"
 
 
 def test_haversine_one_degree_of_latitude():
@@ -92,23 +100,25 @@ def test_haversine_one_degree_of_latitude():
     assert dist[0, 1] == dist[1, 0] == round(1.5 * 111_195.08)
     assert dur[0, 1] == round(dist[0, 1] / 10.0)
     assert dist[0, 0] == dur[1, 1] == 0
-    with pytest.raises(InvalidArgumentError) as err:
+    with pytest.raises(ValueError, match="detour_factor"):
         haversine_matrices(np.zeros(2), np.zeros(2), detour_factor=0.9)
-    assert err.value.field == "detour_factor"
-
-
-def test_from_coordinates_requires_coordinates():
-    """Computing matrices needs every location's coordinates, else the location is named."""
     with pytest.raises(InvalidArgumentError) as err:
-        Problem.from_coordinates([Location(1.0, 2.0), Location()], [Depot(0)],
-                                 [VehicleType(1, (1,), SHIFT)], [Stop("a", 1, (1,))])
-    assert err.value.field == "locations[1]"
+        SpeedModel(detour_factor=0.9).resolved()
+    assert err.value.field == "speed_model.detour_factor"
+
+
+def test_coordinates_without_matrix_are_required():
+    """Computing matrices needs every site's coordinates, else the site's location is named."""
+    with pytest.raises(InvalidArgumentError) as err:
+        build_problem(depots=[Depot(location=GeoPoint(1.0, 2.0))], vehicle_types=[VehicleType(1, (1,), SHIFT)],
+                      stops=[Stop("a", demand=(1,))])
+    assert err.value.field == "stops[0].location"
 
 
 def test_unreachable_required_stop_explained():
     """A required stop whose window closes before any vehicle can arrive raises
     InfeasibleProblemError naming the stop and the arrival time."""
-    stop = Stop("late-bin", 1, (1,), 0, (TimeWindow(0, 300),))  # 600 s away, window closes at 300 s
+    stop = _stop("late-bin", 1, (1,), time_windows=(TimeWindow(0, 300),))  # 600 s away, closes at 300 s
     with pytest.raises(InfeasibleProblemError) as err:
         screen(_problem([stop]))
     assert "late-bin" in err.value.message and "00:10" in err.value.message
@@ -117,10 +127,11 @@ def test_unreachable_required_stop_explained():
 def test_demand_above_every_capacity_explained():
     """A required stop heavier than every vehicle raises InfeasibleProblemError; an optional one
     is only reported with the reason."""
-    heavy = Stop("heavy", 1, (11,))
+    heavy = _stop("heavy", 1, (11,))
     with pytest.raises(InfeasibleProblemError) as err:
         screen(_problem([heavy]))
     assert "heavy" in err.value.message and "capacity 10" in err.value.message
-    optional = Stop("heavy", 1, (11,), required=False, penalty=5.0)
-    reasons = screen(_problem([Stop("ok", 2, (1,)), optional]))
-    assert list(reasons) == [1] and "capacity 10" in reasons[1]
+    optional = _stop("heavy", 1, (11,), optional_visit=True, skip_penalty=5.0)
+    reasons = screen(_problem([_stop("ok", 2, (1,)), optional]))
+    assert list(reasons) == [1] and "capacity 10" in reasons[1].detail
+    assert reasons[1].reason is UnassignedReason.CAPACITY_EXCEEDED

@@ -20,9 +20,10 @@ from wasteml_testing import DATA_DIR, server_settings
 
 from wasteml.client import WastemlClient
 from wasteml.v1 import routing_pb2
-from wasteml_server.adapters.storage import RESTART_FAILURE_REASON, Database, JobStore, migrate
+from wasteml_server.adapters.storage import Database, JobStore, migrate
 from wasteml_server.app import BackgroundServer
 from wasteml_server.codecs.routing import problem_to_proto
+from wasteml_server.routing.jobs import RESTART_FAILURE_REASON
 from wasteml_tools.routing.instances import load_instance
 
 VRP = DATA_DIR / "vrp"

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wasteml_testing import DATA_DIR, ENCODER_ONNX
+from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT
 
+from wasteml_models import TEXT_ENCODER
+from wasteml_models.config import EncoderSignature
 from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.search.documents import Document
 from wasteml_server.search.embedding import OnnxEmbedder
-from wasteml_server.search.ingest import BOSTON_311_FILE, read_boston_311, stratified_slice
+from wasteml_tools.search.boston311 import BOSTON_311_FILE, read_boston_311, stratified_slice
 
 BOSTON_CSV = DATA_DIR / BOSTON_311_FILE
 #: Documents per case type in the test slice (15 types -> <= 300 documents).
@@ -40,6 +42,12 @@ def slice_docs(boston_docs: list[Document]) -> list[Document]:
 
 
 @pytest.fixture(scope="session")
+def dimension() -> int:
+    """The text encoder's embedding dimension, as its ``config.pbtxt`` states it."""
+    return EncoderSignature.load(REPO_ROOT / "model_repository", TEXT_ENCODER).dimension
+
+
+@pytest.fixture(scope="session")
 def embedder() -> OnnxEmbedder:
     """The exported all-MiniLM-L6-v2 ONNX graph in ONNX Runtime (needs the export to have run)."""
     if not ENCODER_ONNX.is_file():
@@ -49,7 +57,7 @@ def embedder() -> OnnxEmbedder:
 
 @pytest.fixture(scope="session")
 def slice_vectors(slice_docs: list[Document], embedder: OnnxEmbedder) -> np.ndarray:
-    """float32 [n, 384] embeddings of the slice's texts, computed once per session."""
+    """float32 [n, dimension] embeddings of the slice's texts, computed once per session."""
     texts = sorted({d.text for d in slice_docs})
     vecs = embedder.embed_sync(texts)
     row = {t: i for i, t in enumerate(texts)}
@@ -78,7 +86,7 @@ def lite_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=["lite", "server"])
-def store_factory(request: pytest.FixtureRequest, lite_path: Path):
+def store_factory(request: pytest.FixtureRequest, lite_path: Path, dimension: int):
     """Makes a ``MilvusStore`` on Milvus Lite (FLAT, the default index) or on the embedded server
     (HNSW), with a fresh collection named after the test; collections are dropped afterwards."""
     made: list[MilvusStore] = []
@@ -91,6 +99,7 @@ def store_factory(request: pytest.FixtureRequest, lite_path: Path):
             kwargs.setdefault("index_type", "HNSW")  # prove the server's HNSW path
         name = collection or ("t_" + "".join(c if c.isalnum() else "_" for c in request.node.name))[:200]
         kwargs.setdefault("consistency_level", "Strong")
+        kwargs.setdefault("dimension", dimension)
         store = MilvusStore(uri, collection=name, timeout_s=30, **kwargs)
         store.drop_collection()
         made.append(store)

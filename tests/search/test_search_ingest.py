@@ -7,18 +7,20 @@ from datetime import UTC, datetime
 
 import pytest
 
+from wasteml_models import TEXT_ENCODER
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import Document, GeoPoint
 from wasteml_server.search.filters import GeoCircle, SearchFilters
-from wasteml_server.search.ingest import (
+from wasteml_server.search.ingest import index_documents
+from wasteml_server.search.service import SemanticSearchService
+from wasteml_tools.search.boston311 import (
     BOSTON_311_ROWS,
     CITY_HALL_FALLBACK,
     boston_local_to_utc,
     closure_note,
     document_text,
-    index_documents,
 )
-from wasteml_server.search.service import SemanticSearchService
 
 
 @pytest.mark.parametrize(
@@ -88,8 +90,9 @@ async def test_ingestion_is_idempotent_and_keeps_fallback_flag(store_factory, sl
     assert len(res.hits) >= 10 and all(h.location_approximate for h in res.hits)
 
 
-async def test_service_validates_before_embedding(store_factory, embedder) -> None:
-    """The async service rejects bad searches, deletes and embeds with the field named."""
+async def test_service_validates_before_embedding(store_factory, embedder, dimension) -> None:
+    """The async service and its embedder reject bad searches, deletes and embeds with the
+    field named."""
     service = SemanticSearchService(store_factory(), embedder)
     with pytest.raises(InvalidArgumentError) as err:
         await service.search("dead raccoon", 0)
@@ -101,13 +104,13 @@ async def test_service_validates_before_embedding(store_factory, embedder) -> No
         await service.delete_documents([])
     assert err.value.field == "ids"
     with pytest.raises(InvalidArgumentError) as err:
-        await service.embed(["ok", "  "])
+        await service.embedder.embed(["ok", "  "])
     assert err.value.field == "texts[1]"
     with pytest.raises(InvalidArgumentError) as err:
         await service.search("x", 5, collection="bad-name")
     assert err.value.field == "collection"
-    res = await service.embed(["dead raccoon on the sidewalk"])
-    assert res.vectors.shape == (1, 384) and res.model_name == "text_encoder"
+    vectors = await service.embedder.embed(["dead raccoon on the sidewalk"])
+    assert vectors.shape == (1, dimension) and service.embedder.model == ModelRef(TEXT_ENCODER, 1)
 
 
 async def test_async_stream_and_concurrent_searches(store_factory, slice_docs, embedder) -> None:

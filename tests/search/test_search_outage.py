@@ -6,16 +6,20 @@ import time
 
 import pytest
 
+from wasteml_models import TEXT_ENCODER
 from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import UnavailableError
 
-MODEL = "text_encoder:1"
+MODEL = ModelRef(TEXT_ENCODER, 1)
 
 
 @pytest.fixture
-def filled_store(milvus_server, slice_docs, slice_vectors):
+def filled_store(milvus_server, slice_docs, slice_vectors, dimension):
     """A store with 100 real documents on the embedded server, timeout 3 s."""
-    store = MilvusStore(milvus_server.uri, collection="outage", timeout_s=3.0, admin_timeout_s=120.0)
+    store = MilvusStore(
+        milvus_server.uri, collection="outage", timeout_s=3.0, admin_timeout_s=120.0, dimension=dimension
+    )
     store.drop_collection()
     store.upsert(slice_docs[:100], slice_vectors[:100], MODEL)
     store.flush()
@@ -70,9 +74,11 @@ def test_hung_server_times_out_instead_of_hanging(milvus_server, filled_store, s
     assert len(_search_until_ok(filled_store, slice_vectors[0], 120.0)) == 5
 
 
-def test_unreachable_uri_is_unavailable() -> None:
+def test_unreachable_uri_is_unavailable(dimension) -> None:
     """A store pointed at a port where nothing listens raises UnavailableError, not a hang."""
-    store = MilvusStore("http://127.0.0.1:9", collection="nothing", timeout_s=2.0, admin_timeout_s=2.0)
+    store = MilvusStore(
+        "http://127.0.0.1:9", collection="nothing", timeout_s=2.0, admin_timeout_s=2.0, dimension=dimension
+    )
     t0 = time.monotonic()
     with pytest.raises(UnavailableError):
         store.ensure_collection()

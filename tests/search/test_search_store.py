@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from wasteml_models import TEXT_ENCODER
 from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.core.common import ModelRef
 from wasteml_server.search.documents import Document, GeoPoint
 from wasteml_server.search.filters import (
     GeoBoundingBox,
@@ -18,7 +20,7 @@ from wasteml_server.search.filters import (
     matches_mask,
 )
 
-MODEL = "text_encoder:1"
+MODEL = ModelRef(TEXT_ENCODER, 1)
 DEAD_ANIMAL = "Pick up Dead Animal"
 
 
@@ -48,14 +50,14 @@ def _exact_top(
     return [docs[i].id for i in idx[order]], scores[order]
 
 
-def test_schema_indexes_and_stats(store_factory, slice_docs, slice_vectors) -> None:
+def test_schema_indexes_and_stats(store_factory, slice_docs, slice_vectors, dimension) -> None:
     """A new collection has the configured index (COSINE) and counts rows per kind exactly."""
     store = store_factory()
     _fill(store, slice_docs, slice_vectors)
     stats = store.stats()
     assert stats.document_count == len(slice_docs)
     assert stats.index_type == store.index_type and stats.metric_type == "COSINE"
-    assert stats.dimension == 384
+    assert stats.dimension == dimension
     assert stats.backend == ("milvus-lite" if store_factory.backend == "lite" else "milvus")
     assert sum(stats.documents_by_kind.values()) == len(slice_docs)
     assert stats.embedding_models == {MODEL: len(slice_docs)}
@@ -193,7 +195,7 @@ def test_collection_dropped_behind_the_store_is_recreated(store_factory, slice_d
     instead of failing (searches then see an empty collection, upserts work)."""
     store = store_factory()
     _fill(store, slice_docs[:10], slice_vectors[:10])
-    other = MilvusStore(store.uri, collection=store.default_collection, timeout_s=30)
+    other = MilvusStore(store.uri, collection=store.default_collection, timeout_s=30, dimension=store.dimension)
     other.drop_collection()
     other.close()
     assert store.search(slice_vectors[0], 5) == []

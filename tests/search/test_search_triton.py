@@ -10,12 +10,15 @@ import pytest
 import pytest_asyncio
 from wasteml_testing import ENCODER_ONNX, REPO_ROOT, TRITON_ENV
 
+from wasteml_models import TEXT_ENCODER
+from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
 from wasteml_server.adapters.milvus import MilvusStore
+from wasteml_server.core.common import ModelRef
 from wasteml_server.search.embedding import TritonEmbedder
 from wasteml_server.search.ingest import index_documents
 
-ENCODER_SOURCE = REPO_ROOT / "model_repository" / "text_encoder"
+ENCODER_SOURCE = REPO_ROOT / "model_repository" / TEXT_ENCODER
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +27,10 @@ def encoder_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (TRITON_ENV / ".wasteml-triton-env").is_file() or not ENCODER_ONNX.is_file():
         pytest.fail(f"needs {TRITON_ENV} (make triton-env) and {ENCODER_ONNX} (make models)")
     root = tmp_path_factory.mktemp("search_encoder_repo")
-    (root / "text_encoder" / "1").mkdir(parents=True)
-    (root / "text_encoder" / "config.pbtxt").write_text((ENCODER_SOURCE / "config.pbtxt").read_text())
+    (root / TEXT_ENCODER / "1").mkdir(parents=True)
+    (root / TEXT_ENCODER / "config.pbtxt").write_text((ENCODER_SOURCE / "config.pbtxt").read_text())
     for name in ("model.onnx", "tokenizer.json"):
-        (root / "text_encoder" / "1" / name).symlink_to((ENCODER_SOURCE / "1" / name).resolve())
+        (root / TEXT_ENCODER / "1" / name).symlink_to((ENCODER_SOURCE / "1" / name).resolve())
     return root
 
 
@@ -47,7 +50,8 @@ async def triton_embedder(encoder_repository: Path, tmp_path_factory: pytest.Tem
     )
     async with LocalTriton(settings) as local:
         tokenizer = TextTokenizer.from_repository(encoder_repository)
-        yield TritonEmbedder(TextEncoder(local.client, tokenizer), model_version="")
+        signature = EncoderSignature.load(encoder_repository, TEXT_ENCODER)
+        yield TritonEmbedder(TextEncoder(local.client, tokenizer, TEXT_ENCODER, signature))
 
 
 async def test_triton_embedder_matches_onnx_and_ingests_idempotently(
@@ -55,14 +59,16 @@ async def test_triton_embedder_matches_onnx_and_ingests_idempotently(
 ) -> None:
     """Vectors through Triton equal in-process ONNX Runtime to 1e-5; the served version is pinned
     before ingestion, so a second ingestion through Triton writes nothing."""
-    assert await triton_embedder.resolve_version() == "1"
+    assert await triton_embedder.resolve_version() == ModelRef(TEXT_ENCODER, 1)
     texts = sorted({d.text for d in slice_docs})[:40]
     np.testing.assert_allclose(await triton_embedder.embed(texts), embedder.embed_sync(texts), atol=1e-5)
-    store = MilvusStore(str(tmp_path / "milvus.db"), collection="triton_ingest", timeout_s=30)
+    store = MilvusStore(
+        str(tmp_path / "milvus.db"), collection="triton_ingest", timeout_s=30, dimension=triton_embedder.dimension
+    )
     try:
         first = await index_documents(slice_docs[:100], store, triton_embedder, batch_size=64, in_flight=4)
         second = await index_documents(slice_docs[:100], store, triton_embedder, batch_size=64, in_flight=4)
-        assert first.upserted == 100 and first.model == "text_encoder:1"
+        assert first.upserted == 100 and first.model == ModelRef(TEXT_ENCODER, 1)
         assert second.upserted == 0 and second.unchanged == 100
     finally:
         store.close()

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client import REGISTRY
 
-from wasteml_server.adapters.storage import AUDIT_DROPPED, AuditWriter, Database, request_hash
+from wasteml_server.adapters.storage import AUDIT_DROPPED, AuditWriter, Database
 from wasteml_server.adapters.storage.models import PredictionAudit
+from wasteml_server.core.audit import request_hash
 
 METHOD = "/wasteml.v1.Forecasting/PredictFillLevel"
 

@@ -9,8 +9,8 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from wasteml_models.config import ModelConfigError
 from wasteml_server.adapters.triton.repository import load_model_config, render_cpu_repository
-from wasteml_server.core.errors import InvalidArgumentError
 
 
 def _render(source: Path, dest: Path, env: Path) -> tuple:
@@ -82,22 +82,20 @@ def test_rendered_config_round_trips_through_schema(
     assert again == cpu
 
 
-def test_bad_inputs_raise_invalid_argument(production_repository: Path, tmp_path: Path) -> None:
-    """A missing repository, a broken config.pbtxt or instance_count 0 raise
-    InvalidArgumentError naming the field."""
-    with pytest.raises(InvalidArgumentError) as missing:
+def test_bad_inputs_raise_their_own_errors(production_repository: Path, tmp_path: Path) -> None:
+    """A missing repository (NotADirectoryError), instance_count 0 (ValueError) and a broken
+    config.pbtxt (ModelConfigError naming the file) are refused, and nothing is rendered."""
+    with pytest.raises(NotADirectoryError, match="nope is not a directory"):
         render_cpu_repository(
             tmp_path / "nope", tmp_path / "out", instance_count=1, execution_env=tmp_path
         )
-    assert missing.value.field == "model_repository"
-    with pytest.raises(InvalidArgumentError) as count:
+    with pytest.raises(ValueError, match="^instance_count must be >= 1, got 0$"):
         render_cpu_repository(
             production_repository, tmp_path / "out", instance_count=0, execution_env=tmp_path
         )
-    assert count.value.field == "instance_count"
     broken = tmp_path / "broken"
     (broken / "m").mkdir(parents=True)
     (broken / "m" / "config.pbtxt").write_text("backend: onnxruntime\nmax_batch_size: [")
-    with pytest.raises(InvalidArgumentError, match="not a Triton ModelConfig"):
+    with pytest.raises(ModelConfigError, match="m/config.pbtxt: not a Triton ModelConfig"):
         render_cpu_repository(broken, tmp_path / "out", instance_count=1, execution_env=tmp_path)
     assert not list(tmp_path.glob("out*"))

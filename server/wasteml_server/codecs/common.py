@@ -34,18 +34,48 @@ def timestamp_s(seconds: float) -> Timestamp:
     return Timestamp(seconds=int(whole), nanos=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
 
 
-def instant(ts: Timestamp) -> dt.datetime:
-    """A ``Timestamp`` as an aware UTC ``datetime``."""
+#: Range of a valid Timestamp's seconds (0001-01-01 .. 9999-12-31, google/protobuf/timestamp.proto).
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+#: Range of a valid Duration's seconds (about +-10,000 years, google/protobuf/duration.proto).
+_DURATION_SECONDS = 315_576_000_000
+
+
+def _check_timestamp(ts: Timestamp, field: str) -> None:
+    if not (_TIMESTAMP_SECONDS[0] <= ts.seconds <= _TIMESTAMP_SECONDS[1] and 0 <= ts.nanos < 1_000_000_000):
+        raise InvalidArgumentError(field, f"not a valid Timestamp (seconds {ts.seconds}, nanos {ts.nanos}): "
+                                   "seconds within years 1..9999, nanos in 0..999999999")
+
+
+def instant(ts: Timestamp, field: str) -> dt.datetime:
+    """A ``Timestamp`` as an aware UTC ``datetime``.
+
+    Raises:
+        InvalidArgumentError: not a valid Timestamp (naming ``field``).
+    """
+    _check_timestamp(ts, field)
     return ts.ToDatetime(tzinfo=dt.UTC)
 
 
-def seconds_of(ts: Timestamp) -> float:
-    """A ``Timestamp`` as Unix seconds."""
+def seconds_of(ts: Timestamp, field: str) -> float:
+    """A ``Timestamp`` as Unix seconds.
+
+    Raises:
+        InvalidArgumentError: not a valid Timestamp (naming ``field``).
+    """
+    _check_timestamp(ts, field)
     return ts.seconds + ts.nanos / 1e9
 
 
-def duration_s(d: Duration) -> float:
-    """A ``Duration`` in seconds."""
+def duration_s(d: Duration, field: str) -> float:
+    """A ``Duration`` in seconds.
+
+    Raises:
+        InvalidArgumentError: not a valid Duration (seconds and nanos of different signs, or
+            out of range), naming ``field``.
+    """
+    if not (abs(d.seconds) <= _DURATION_SECONDS and abs(d.nanos) < 1_000_000_000
+            and (d.seconds == 0 or d.nanos == 0 or (d.seconds > 0) == (d.nanos > 0))):
+        raise InvalidArgumentError(field, f"not a valid Duration (seconds {d.seconds}, nanos {d.nanos})")
     return d.seconds + d.nanos / 1e9
 
 

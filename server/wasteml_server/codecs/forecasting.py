@@ -25,11 +25,11 @@ from wasteml_server.forecasting.demand import DemandForecast, ModelFamily, Serie
 from wasteml_server.forecasting.explain import Contribution
 from wasteml_server.forecasting.fill_level import BinReadings, FillPrediction
 
-GRAIN_FROM_PROTO = {
+GRAIN_FROM_PROTO: dict[int, SeriesGrain] = {
     forecasting_pb2.SERIES_GRAIN_SERVICE_LINE_DAILY: SeriesGrain.SERVICE_LINE_DAILY,
     forecasting_pb2.SERIES_GRAIN_ROUTE_WEEKLY: SeriesGrain.ROUTE_WEEKLY,
 }
-FAMILY_FROM_PROTO = {
+FAMILY_FROM_PROTO: dict[int, ModelFamily] = {
     forecasting_pb2.DEMAND_MODEL_UNSPECIFIED: ModelFamily.LIGHTGBM,
     forecasting_pb2.DEMAND_MODEL_LIGHTGBM: ModelFamily.LIGHTGBM,
     forecasting_pb2.DEMAND_MODEL_PROPHET: ModelFamily.PROPHET,
@@ -58,10 +58,11 @@ def bin_from_proto(b: forecasting_pb2.BinFillInput) -> BinReadings:
         raise InvalidArgumentError("target_time", "is required")
     return BinReadings(
         bin_id=b.bin_id,
-        times_s=np.array([seconds_of(r.time) for r in b.recent_readings], dtype=np.float64),
+        times_s=np.array([seconds_of(r.time, f"recent_readings[{j}].time") for j, r in enumerate(b.recent_readings)],
+                         dtype=np.float64),
         fill_fractions=np.array([r.fill_fraction for r in b.recent_readings], dtype=np.float64),
-        target_time_s=seconds_of(b.target_time),
-        last_emptied_s=seconds_of(b.last_emptied_at) if b.HasField("last_emptied_at") else None,
+        target_time_s=seconds_of(b.target_time, "target_time"),
+        last_emptied_s=seconds_of(b.last_emptied_at, "last_emptied_at") if b.HasField("last_emptied_at") else None,
         prior_fill_rate_per_day=b.prior_fill_rate_per_day if b.HasField("prior_fill_rate_per_day") else None,
     )
 

@@ -57,7 +57,7 @@ def policy_from_proto(p: planning_pb2.PlanningPolicy) -> PlanPolicy:
         if getattr(p, name)
     }
     if p.HasField("complaint_lookback"):
-        given["complaint_lookback_s"] = duration_s(p.complaint_lookback)
+        given["complaint_lookback_s"] = duration_s(p.complaint_lookback, "complaint_lookback")
     return PlanPolicy(**given, complaint_makes_must_visit=p.complaint_makes_must_visit)
 
 
@@ -66,12 +66,12 @@ def bin_from_proto(b: planning_pb2.PlanBin) -> PlanBin:
     readings = []
     for k, r in enumerate(b.recent_readings):
         with under(f"recent_readings[{k}]"):
-            readings.append(FillReading(instant(r.time), r.fill_fraction))
+            readings.append(FillReading(instant(r.time, "time"), r.fill_fraction))
     return PlanBin(
         bin_id=b.bin_id, location=point_from_proto(b.location) if b.HasField("location") else None,
         location_index=b.location_index if b.HasField("location_index") else None,
         capacity_l=b.capacity_l, recent_readings=tuple(readings),
-        last_emptied_at=instant(b.last_emptied_at) if b.HasField("last_emptied_at") else None,
+        last_emptied_at=instant(b.last_emptied_at, "last_emptied_at") if b.HasField("last_emptied_at") else None,
         demand=tuple(b.demand), service_duration_s=seconds_up("service_duration_s", b.service_duration_s),
         time_windows=windows_from_proto(b.time_windows),
         prior_fill_rate_per_day=b.prior_fill_rate_per_day if b.HasField("prior_fill_rate_per_day") else None,
@@ -103,7 +103,7 @@ def request_from_proto(request: planning_pb2.PlanDayRequest) -> DayPlanRequest:
         dimensions=tuple(CapacityDimension(d.name, d.unit) for d in request.dimensions),
         matrix=matrix_from_proto(request.matrix), speed_model=speed_model_from_proto(request.speed_model),
         solve_options=options,
-        prediction_time=instant(request.prediction_time) if request.HasField("prediction_time") else None,
+        prediction_time=instant(request.prediction_time, "prediction_time") if request.HasField("prediction_time") else None,
         request_bytes=request.SerializeToString(deterministic=True),
     )
 
@@ -134,7 +134,8 @@ def plan_to_proto(plan: DayPlan) -> planning_pb2.Plan:
                             engine=ENGINE_TO_PROTO[sol.engine],
                             service_date=date_to_proto(plan.day.request.service_date))
     out.created_at.CopyFrom(timestamp(plan.created_at))
-    sites = {VisitKind.DEPOT: problem.depots, VisitKind.STOP: problem.stops, VisitKind.FACILITY: problem.facilities}
+    location_of = {VisitKind.DEPOT: problem.depot_location, VisitKind.STOP: problem.stop_location,
+                   VisitKind.FACILITY: problem.facility_location}
     for r in sol.routes:
         route = out.routes.add(vehicle_id=r.vehicle_id, vehicle_type_index=r.vehicle_type_index,
                                distance_m=r.distance_m, driving_s=r.driving_s, duration_s=r.duration_s,
@@ -142,7 +143,7 @@ def plan_to_proto(plan: DayPlan) -> planning_pb2.Plan:
         last = len(r.visits) - 1
         for k, v in enumerate(r.visits):
             stop = route.stops.add(kind=_STOP_KIND[v.kind], id=v.id, distance_from_previous_m=v.distance_from_previous_m)
-            where = problem.locations[sites[v.kind][v.index].location_index]
+            where = problem.locations[location_of[v.kind](v.index)]
             if where is not None:
                 point_to_proto(where, stop.location)
             if k > 0:

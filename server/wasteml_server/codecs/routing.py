@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -88,6 +90,8 @@ _FACILITY_KIND = {
 _FACILITY_KIND_TO_PROTO = {k: getattr(routing_pb2, f"FACILITY_KIND_{k.name}") for k in FacilityKind}
 
 logger = logging.getLogger(__name__)
+M = TypeVar("M")
+T = TypeVar("T")
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -121,7 +125,7 @@ def window_from_proto(tw: routing_pb2.TimeWindow) -> TimeWindow:
     return TimeWindow(start, end)
 
 
-def windows_from_proto(windows, field: str = "time_windows") -> tuple[TimeWindow, ...]:
+def windows_from_proto(windows: Iterable[routing_pb2.TimeWindow], field: str = "time_windows") -> tuple[TimeWindow, ...]:
     """Repeated ``TimeWindow`` -> tuple, each named ``<field>[k]``."""
     out = []
     for k, tw in enumerate(windows):
@@ -199,8 +203,8 @@ def speed_model_from_proto(sm: routing_pb2.SpeedModel) -> SpeedModel:
                       sm.detour_factor if sm.detour_factor != 0 else None)
 
 
-def _each(items, field: str, decode):
-    out = []
+def _each(items: Iterable[M], field: str, decode: Callable[[M], T]) -> list[T]:
+    out: list[T] = []
     for i, item in enumerate(items):
         with under(f"{field}[{i}]"):
             out.append(decode(item))
@@ -225,7 +229,10 @@ def problem_from_proto(p: routing_pb2.Problem) -> Problem:
     )
 
 
-def sites_from_proto(depots, vehicle_types, facilities, fields: ProblemFields) -> tuple[list[Depot], list[VehicleType], list[Facility]]:
+def sites_from_proto(
+    depots: Iterable[routing_pb2.Depot], vehicle_types: Iterable[routing_pb2.VehicleType],
+    facilities: Iterable[routing_pb2.Facility], fields: ProblemFields,
+) -> tuple[list[Depot], list[VehicleType], list[Facility]]:
     """The routing parts of another request (``PlanDayRequest``), named by ``fields``."""
     return (_each(depots, fields.depots, depot_from_proto),
             _each(vehicle_types, fields.vehicle_types, vehicle_type_from_proto),
@@ -242,12 +249,12 @@ def options_from_proto(o: routing_pb2.SolveOptions) -> SolveOptions:
             ``under("options")``.
     """
     return SolveOptions(
-        time_limit_s=duration_s(o.time_limit) if o.HasField("time_limit") else None,
+        time_limit_s=duration_s(o.time_limit, "time_limit") if o.HasField("time_limit") else None,
         engine=ENGINE_FROM_PROTO[o.engine],
         first_solution_strategy=_FIRST_FROM_PROTO[o.first_solution_strategy],
         local_search_metaheuristic=_META_FROM_PROTO[o.local_search_metaheuristic],
         seed=int(o.seed),
-        no_improvement_limit_s=duration_s(o.no_improvement_limit) if o.HasField("no_improvement_limit") else None,
+        no_improvement_limit_s=duration_s(o.no_improvement_limit, "no_improvement_limit") if o.HasField("no_improvement_limit") else None,
     )
 
 
@@ -331,46 +338,47 @@ def problem_to_proto(problem: Problem) -> routing_pb2.Problem:
     out.matrix.distances_m.extend(problem.distance_m.ravel().astype(float).tolist())
     out.matrix.durations_s.extend(problem.duration_s.ravel().astype(float).tolist())
 
-    def place(msg, site) -> None:
+    def place(msg: routing_pb2.Depot | routing_pb2.Facility | routing_pb2.Stop, site: Depot | Facility | Stop) -> None:
+        assert site.location_index is not None  # a built problem places every site
         msg.location_index = site.location_index
         if site.location is not None:
             point_to_proto(site.location, msg.location)
 
     for d in problem.depots:
-        msg = out.depots.add(id=d.id)
-        place(msg, d)
+        depot = out.depots.add(id=d.id)
+        place(depot, d)
         if d.time_window is not None:
-            msg.time_window.start_s, msg.time_window.end_s = d.time_window.start_s, d.time_window.end_s
+            depot.time_window.start_s, depot.time_window.end_s = d.time_window.start_s, d.time_window.end_s
     for f in problem.facilities:
-        msg = out.facilities.add(id=f.id, kind=_FACILITY_KIND_TO_PROTO[f.kind],
-                                 service_duration_s=f.service_duration_s)
-        place(msg, f)
+        facility = out.facilities.add(id=f.id, kind=_FACILITY_KIND_TO_PROTO[f.kind],
+                                      service_duration_s=f.service_duration_s)
+        place(facility, f)
         for tw in f.time_windows:
-            msg.time_windows.add(start_s=tw.start_s, end_s=tw.end_s)
+            facility.time_windows.add(start_s=tw.start_s, end_s=tw.end_s)
     for vt in problem.vehicle_types:
-        msg = out.vehicle_types.add(id=vt.id, count=vt.count, capacity=list(vt.capacity),
+        vehicle = out.vehicle_types.add(id=vt.id, count=vt.count, capacity=list(vt.capacity),
                                     start_depot_index=vt.start_depot_index, end_depot_index=vt.end_depot,
                                     fixed_cost=vt.fixed_cost, cost_per_km=vt.cost_per_km,
                                     reload_facility_indices=list(vt.reload_facility_indices),
                                     end_empty=vt.end_empty)
-        msg.shift.start_s, msg.shift.end_s = vt.window.start_s, vt.window.end_s
+        vehicle.shift.start_s, vehicle.shift.end_s = vt.window.start_s, vt.window.end_s
         if vt.max_route_duration_s is not None:
-            msg.max_route_duration_s = vt.max_route_duration_s
+            vehicle.max_route_duration_s = vt.max_route_duration_s
     for s in problem.stops:
-        msg = out.stops.add(id=s.id, demand=list(s.demand), service_duration_s=s.service_duration_s,
-                            optional_visit=s.optional_visit, skip_penalty=s.skip_penalty)
-        place(msg, s)
+        stop = out.stops.add(id=s.id, demand=list(s.demand), service_duration_s=s.service_duration_s,
+                             optional_visit=s.optional_visit, skip_penalty=s.skip_penalty)
+        place(stop, s)
         for tw in s.time_windows:
-            msg.time_windows.add(start_s=tw.start_s, end_s=tw.end_s)
+            stop.time_windows.add(start_s=tw.start_s, end_s=tw.end_s)
     return out
 
 
 # --- jobs --------------------------------------------------------------------------------------
 
-_JOB_STATUS_TO_PROTO = {s: getattr(routing_pb2, f"JOB_STATUS_{s.name}") for s in JobStatus}
+_JOB_STATUS_TO_PROTO: dict[JobStatus, routing_pb2.JobStatus.ValueType] = {s: getattr(routing_pb2, f"JOB_STATUS_{s.name}") for s in JobStatus}
 
 
-def job_status_to_proto(record: JobRecord) -> int:
+def job_status_to_proto(record: JobRecord) -> routing_pb2.JobStatus.ValueType:
     """The contract's ``JobStatus`` of a job (INTERRUPTED for a job failed by a restart)."""
     return routing_pb2.JOB_STATUS_INTERRUPTED if record.interrupted else _JOB_STATUS_TO_PROTO[record.status]
 

@@ -12,6 +12,7 @@ from wasteml_server.codecs.common import (
     model_ref_to_proto,
     point_from_proto,
     point_to_proto,
+    timestamp,
 )
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import CollectionStats, Document, Hit
@@ -26,8 +27,8 @@ def filters_from_proto(request: search_pb2.SearchRequest) -> SearchFilters | Non
     created = None
     if f.HasField("created_at"):
         created = TimeRange(
-            instant(f.created_at.start_time) if f.created_at.HasField("start_time") else None,
-            instant(f.created_at.end_time) if f.created_at.HasField("end_time") else None,
+            instant(f.created_at.start_time, "filters.created_at.start_time") if f.created_at.HasField("start_time") else None,
+            instant(f.created_at.end_time, "filters.created_at.end_time") if f.created_at.HasField("end_time") else None,
         )
     geo = f.WhichOneof("geo")
     return SearchFilters(
@@ -55,10 +56,21 @@ def document_from_proto(doc: search_pb2.SearchDocument) -> Document:
         text=doc.text,
         kind=doc.kind,
         location=point_from_proto(doc.location) if doc.HasField("location") else None,
-        created_at=instant(doc.created_at),
+        created_at=instant(doc.created_at, "created_at"),
         source=doc.source,
         location_approximate=doc.location_approximate,
     )
+
+
+def document_to_proto(doc: Document) -> search_pb2.SearchDocument:
+    """Domain document -> ``wasteml.v1.SearchDocument`` (tools that stream documents to
+    ``IndexDocuments``; the inverse of :func:`document_from_proto`)."""
+    out = search_pb2.SearchDocument(id=doc.id, text=doc.text, kind=doc.kind, source=doc.source,
+                                    location_approximate=doc.location_approximate)
+    if doc.location is not None:
+        point_to_proto(doc.location, out.location)
+    out.created_at.CopyFrom(timestamp(doc.created_at))
+    return out
 
 
 def hit_to_proto(hit: Hit) -> search_pb2.SearchHit:

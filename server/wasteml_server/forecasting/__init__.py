@@ -9,12 +9,14 @@ Modules:
 * ``intervals`` -- Prophet per series for prediction intervals (fitted at training only);
 * ``fill_level`` -- Blantyre skip data, fill features, model, ``FillLevelPredictor``;
 * ``metrics`` -- WAPE, MASE, MAE, interval coverage;
-* ``backtest`` -- rolling-origin backtests with seasonal-naive/naive/constant-rate baselines;
-* ``onnx_export`` -- LightGBM -> ONNX (onnxmltools) and parity with ``Booster.predict``;
 * ``explain`` -- top feature contributions (LightGBM ``pred_contrib``), in-process;
 * ``repository`` -- versioned artefacts under ``model_repository/<model>/<version>/``;
-* ``inference`` -- ``InferFn`` over the aio ``TritonClient`` (from worker threads), chunking;
-* ``training`` / ``cli`` -- the ``wasteml train demand|fill-level`` pipeline.
+* ``inference`` -- ``InferFn`` over the model-server port (from worker threads), chunking,
+  in-process ONNX Runtime;
+* ``service`` -- the async API the servicer and the planner call.
+
+Training, backtests and the ``wasteml train`` CLI are tools (``wasteml_tools.forecasting``); the
+LightGBM -> ONNX export is ``wasteml_export.lightgbm``.
 
 There is no churn data in ``settings.data_dir``, so there is no churn model.
 """

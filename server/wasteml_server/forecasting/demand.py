@@ -22,6 +22,7 @@ import enum
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
@@ -33,6 +34,9 @@ from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting.austin import SeriesSet
 from wasteml_server.forecasting.features import DemandFeatureSpec, calendar_block, feature_rows
 from wasteml_server.forecasting.inference import InferFn
+
+if TYPE_CHECKING:
+    from wasteml_server.forecasting.intervals import ProphetBundle
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,20 @@ class ModelFamily(enum.StrEnum):
 
 #: Registry/model name suffix of the Prophet interval models of a demand model version.
 PROPHET_SUFFIX = "_prophet"
+
+
+def model_family(value: str) -> ModelFamily:
+    """``value`` as a :class:`ModelFamily` (the enum or its string value).
+
+    Raises:
+        InvalidArgumentError: not a known family (field ``model_family``).
+    """
+    try:
+        return ModelFamily(value)
+    except ValueError:
+        raise InvalidArgumentError(
+            "model_family", f"unknown family {value!r}; use one of {', '.join(ModelFamily)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -168,7 +186,7 @@ def booster_infer(booster: lgb.Booster, base_column: int | None = None) -> Infer
 
     def infer(features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, dtype=np.float32).astype(np.float64)
-        out = booster.predict(x)
+        out = np.asarray(booster.predict(x), dtype=np.float64)
         return out + x[:, base_column] if base_column is not None else out
 
     return infer
@@ -290,10 +308,10 @@ class DemandForecaster:
     """
 
     def __init__(self, metadata: dict, history: SeriesSet, infer: InferFn,
-                 prophets: object | None = None, booster: lgb.Booster | None = None) -> None:
+                 prophets: ProphetBundle | None = None, booster: lgb.Booster | None = None) -> None:
         self.metadata = metadata
         self.spec = DemandFeatureSpec.from_json(metadata["feature_spec"])
-        self.config = GRAINS[self.spec.grain]
+        self.config = GRAINS[SeriesGrain(self.spec.grain)]
         self.model_name: str = metadata["model_name"]
         self.model_version: int = int(metadata["version"])
         self._infer = infer
@@ -331,6 +349,7 @@ class DemandForecaster:
 
         if grain not in GRAINS:
             raise InvalidArgumentError("series.grain", f"must be one of {', '.join(g.name for g in GRAINS)}")
+        grain = SeriesGrain(grain)  # a plain "daily" / "weekly" too (the identity test below)
         name = GRAINS[grain].model_name
         v = repository.resolve_version(model_repository, name, version)
         meta = repository.load_metadata(model_repository, name, v)
@@ -393,7 +412,7 @@ class DemandForecaster:
         for i, level in enumerate(q):
             if not 0.0 < level < 1.0:
                 raise InvalidArgumentError(f"quantiles[{i}]", f"must be in (0, 1), got {level}")
-        family = ModelFamily(family)
+        family = model_family(family)
         if (q.size or family is ModelFamily.PROPHET) and self._prophets is None:
             raise InvalidArgumentError("quantiles", "this model version has no Prophet models")
         end = len(self._index)
@@ -415,8 +434,9 @@ class DemandForecaster:
             point = pred[0]
             if top_k:
                 contribs = self._explain(rows[:, 0, :], top_k)
-        median = qs = None
+        median, qs = np.zeros(horizon), np.zeros((0, horizon))
         if q.size or family is ModelFamily.PROPHET:
+            assert self._prophets is not None  # checked above
             median, qs = self._prophets.quantiles(series_id, ends, q, self.spec)
         if family is ModelFamily.PROPHET:
             point = np.maximum(median, 0.0)

@@ -440,7 +440,7 @@ def interval_bounds(pred: np.ndarray, horizon_days: np.ndarray, fill_now: np.nda
 
 
 def calibrate(samples: FillSamples, folds: int = 4, gap_days: int = MAX_HORIZON_DAYS,
-              num_boost_round: int = NUM_BOOST_ROUND) -> list[list[float]]:
+              num_boost_round: int = NUM_BOOST_ROUND) -> list[list[list[float]]]:
     """Residual quantiles from blocked cross-validation over time (out-of-fold residuals).
 
     The origins are cut into ``folds`` consecutive blocks; each block is scored by a model

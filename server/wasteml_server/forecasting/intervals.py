@@ -30,6 +30,7 @@ import logging
 import threading
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ def _frame(index: pd.DatetimeIndex, spec: DemandFeatureSpec) -> pd.DataFrame:
     return df
 
 
-def fit_prophet(y_kg: pd.Series, spec: DemandFeatureSpec):
+def fit_prophet(y_kg: pd.Series, spec: DemandFeatureSpec) -> Any:
     """Fit one Prophet model to a series.
 
     Args:
@@ -94,7 +95,7 @@ def fit_prophet(y_kg: pd.Series, spec: DemandFeatureSpec):
     return m
 
 
-def predictive_quantiles(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
+def predictive_quantiles(model: Any, targets: pd.DatetimeIndex, quantiles: np.ndarray,
                          spec: DemandFeatureSpec) -> tuple[np.ndarray, np.ndarray]:
     """Prophet's predictive median and quantiles per target period (seeded sampling).
 
@@ -120,7 +121,7 @@ def predictive_quantiles(model, targets: pd.DatetimeIndex, quantiles: np.ndarray
     return np.median(samples, axis=1), np.quantile(samples, np.asarray(quantiles), axis=1)
 
 
-def quantile_offsets(model, targets: pd.DatetimeIndex, quantiles: np.ndarray,
+def quantile_offsets(model: Any, targets: pd.DatetimeIndex, quantiles: np.ndarray,
                      spec: DemandFeatureSpec) -> np.ndarray:
     """Prophet predictive quantiles minus the predictive median, per target period.
 
@@ -164,7 +165,7 @@ class ProphetBundle:
     def __contains__(self, series_id: str) -> bool:
         return series_id in self._raw
 
-    def model(self, series_id: str):
+    def model(self, series_id: str) -> Any:
         """The deserialised Prophet model of a series.
 
         Raises:

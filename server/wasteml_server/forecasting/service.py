@@ -55,6 +55,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -82,6 +83,7 @@ from wasteml_server.forecasting.demand import (
     DemandForecaster,
     ModelFamily,
     SeriesGrain,
+    model_family,
     series_key,
 )
 from wasteml_server.forecasting.inference import served_infer_fn
@@ -103,7 +105,6 @@ AUDIT_MAX_ITEMS = 256
 
 ANY_VERSION = ModelRef("")
 """A request that names no model and no version: the default model, its latest READY version."""
-"""Most per-bin predictions written into one audit row's output (the rest is counted)."""
 
 
 def _r(x: float | None, digits: int = 6) -> float | None:
@@ -288,7 +289,7 @@ class ForecastingService:
         return self._predictors.get(version, lambda: asyncio.to_thread(
             fl.FillLevelPredictor.load, self.model_repository, version, FILL_MODEL))
 
-    def _booster(self, model: str, version: int):
+    def _booster(self, model: str, version: int) -> Awaitable[lgb.Booster]:
         return self._boosters.get((model, version), lambda: asyncio.to_thread(
             repository.load_booster, self.model_repository, model, version))
 
@@ -454,7 +455,7 @@ class ForecastingService:
         started = time.perf_counter()
         key = series_key(grain, series_id)
         config = GRAINS[grain]
-        family = ModelFamily(family)
+        family = model_family(family)
         allowed = {config.model_name} | ({config.model_name + PROPHET_SUFFIX}
                                          if family is ModelFamily.PROPHET else set())
         if model.name and model.name not in allowed:
@@ -466,13 +467,13 @@ class ForecastingService:
         if not 0 <= top_k <= explain.MAX_TOP_K:
             raise InvalidArgumentError("top_contributions",
                                        f"must be 0..{explain.MAX_TOP_K}, got {top_k}")
+        v = 0
         if family is ModelFamily.PROPHET:
-            v = model.version
             try:
                 v = await asyncio.to_thread(repository.resolve_version, self.model_repository,
-                                            config.model_name, v)
+                                            config.model_name, model.version)
             except NotFoundError as err:
-                if v is None:
+                if model.version is None:
                     raise FailedPreconditionError(err.message) from err
                 raise
         ts = pd.Timestamp(origin) if origin is not None else None

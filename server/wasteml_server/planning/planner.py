@@ -16,8 +16,9 @@ The request's rules (time origin, defaults, validation) are ``planning.request``
 its totals ``planning.plan``.
 
 Cancellation and deadlines: the caller's cancellation arrives as ``asyncio.CancelledError`` at
-whichever stage is awaiting; the solver job is cancelled in a ``finally`` and nothing is
-persisted before stage (e), which writes in one transaction, so no half-written plan remains.
+whichever stage is awaiting (or closes the generator: the servicer uses ``aclosing``); the solve
+session is cancelled when its ``async with`` block is left, and nothing is persisted before
+stage (e), which writes in one transaction, so no half-written plan remains.
 
 Bins without usable readings (none within the model's horizon) get a declared fallback
 forecast: the constant-rate model ``min(1, prior_rate x days since the last emptying)`` (the

@@ -169,7 +169,9 @@ Site = Depot | Facility | Stop
 
 def _sites(f: ProblemFields, depots: Sequence[Depot], facilities: Sequence[Facility],
            stops: Sequence[Stop]) -> Iterator[tuple[str, Site]]:
-    for name, group in ((f.depots, depots), (f.facilities, facilities), (f.stops, stops)):
+    groups: tuple[tuple[str, Sequence[Site]], ...] = ((f.depots, depots), (f.facilities, facilities),
+                                                      (f.stops, stops))
+    for name, group in groups:
         for i, site in enumerate(group):
             yield f"{name}[{i}]", site
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
@@ -142,7 +143,7 @@ def _status(code: int, has_assignment: bool) -> tuple[SolveStatus, str]:
 class _Model:
     """The OR-Tools model of one problem and the node <-> (kind, index) maps."""
 
-    def __init__(self, problem: Problem, screened: dict[int, str]) -> None:
+    def __init__(self, problem: Problem, screened: Mapping[int, object]) -> None:
         self.problem = problem
         n_dep = len(problem.depots)
         self.stop_nodes = [i for i in range(len(problem.stops)) if i not in screened]
@@ -157,7 +158,9 @@ class _Model:
             self.steps += [(VisitKind.FACILITY, f)] * copies
         locs = [problem.depot_location(i) for i in range(n_dep)]
         svc = [0] * n_dep
-        for kind, idx in self.steps[n_dep:]:
+        for node_step in self.steps[n_dep:]:
+            assert node_step is not None
+            kind, idx = node_step
             if kind is VisitKind.STOP:
                 locs.append(problem.stop_location(idx))
                 svc.append(problem.stops[idx].service_duration_s)
@@ -195,7 +198,7 @@ class _Model:
             max_cap = max(vt.capacity[d] for vt in problem.vehicle_types)
             transit = [0] * n_nodes
             for node in range(n_dep, n_nodes):
-                kind, idx = self.steps[node]
+                kind, idx = self.step_of(node)
                 transit[node] = problem.stops[idx].demand[d] if kind is VisitKind.STOP else -max_cap
             cb = routing.RegisterUnaryTransitVector(transit)
             caps = [problem.vehicle_types[t].capacity[d] for t, _ in self.vehicle_of]
@@ -203,7 +206,7 @@ class _Model:
             routing.AddDimensionWithVehicleCapacity(cb, max_cap if used_facilities else 0, caps, True, name)
             dim = routing.GetDimensionOrDie(name)
             for node in range(n_dep, n_nodes):
-                if self.steps[node][0] is VisitKind.STOP and used_facilities:
+                if self.step_of(node)[0] is VisitKind.STOP and used_facilities:
                     dim.SlackVar(manager.NodeToIndex(node)).SetValue(0)
             for v, (t, _) in enumerate(self.vehicle_of):
                 if used_facilities:
@@ -225,7 +228,7 @@ class _Model:
             routing.AddVariableMinimizedByFinalizer(tdim.CumulVar(routing.End(v)))
             routing.AddVariableMaximizedByFinalizer(tdim.CumulVar(routing.Start(v)))
         for node in range(n_dep, n_nodes):
-            kind, idx = self.steps[node]
+            kind, idx = self.step_of(node)
             index = manager.NodeToIndex(node)
             if kind is VisitKind.STOP:
                 windows = problem.stops[idx].time_windows

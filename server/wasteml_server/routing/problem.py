@@ -376,10 +376,10 @@ class Problem:
                 index = getattr(vt, name)
                 if index is not None and not 0 <= index < len(self.depots):
                     _fail(f"{p}.{name}", f"must index {f.depots} (0..{len(self.depots) - 1}), got {index}")
-            for k, fac in enumerate(vt.reload_facility_indices):
-                if not 0 <= fac < len(self.facilities):
+            for k, reload in enumerate(vt.reload_facility_indices):
+                if not 0 <= reload < len(self.facilities):
                     _fail(f"{p}.reload_facility_indices[{k}]",
-                          f"must index {f.facilities} (0..{len(self.facilities) - 1}), got {fac}")
+                          f"must index {f.facilities} (0..{len(self.facilities) - 1}), got {reload}")
             if vt.end_empty and not vt.reload_facility_indices:
                 _fail(f"{p}.end_empty", "a vehicle that must end empty needs at least one facility")
         ids: dict[str, int] = {}

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from functools import reduce
+from typing import Any
 
 import numpy as np
 import pyvrp
@@ -112,7 +114,7 @@ class _Tracker:
     """PyVRP stopping criterion wrapping ours; records improvements and the first feasible time."""
 
     def __init__(self, stop: StoppingCriterion, on_progress: ProgressCallback | None,
-                 t0: float, engine: str, units_per_currency: float, offset: int = 0) -> None:
+                 t0: float, engine: EngineName, units_per_currency: float, offset: int = 0) -> None:
         self._stop = stop
         self._offset = offset
         self._scale = units_per_currency
@@ -140,7 +142,7 @@ class _Tracker:
 class _Data:
     """The PyVRP data of one problem and the maps back to our indices."""
 
-    def __init__(self, problem: Problem, screened: dict[int, str]) -> None:
+    def __init__(self, problem: Problem, screened: Mapping[int, object]) -> None:
         self.problem = problem
         n_dep = len(problem.depots)
         self.facility_depots = sorted({f for vt in problem.vehicle_types for f in vt.reload_facility_indices})
@@ -204,13 +206,14 @@ class _Data:
             if i in screened:
                 continue
             prize = prizes[i]
-            common = dict(location=problem.stop_location(i), pickup=list(stop.demand),
-                          delivery=[0] * len(stop.demand),
-                          service_duration=stop.service_duration_s, name=stop.id)
+            common: dict[str, Any] = dict(location=problem.stop_location(i), pickup=list(stop.demand),
+                                          delivery=[0] * len(stop.demand),
+                                          service_duration=stop.service_duration_s, name=stop.id)
             windows = stop.time_windows
             if len(windows) <= 1:
-                tw = dict(tw_early=windows[0].start_s, tw_late=windows[0].end_s) if windows else {}
-                clients.append(pyvrp.Client(**common, **tw, prize=prize, required=stop.required))
+                bounds: dict[str, Any] = (dict(tw_early=windows[0].start_s, tw_late=windows[0].end_s)
+                                          if windows else {})
+                clients.append(pyvrp.Client(**common, **bounds, prize=prize, required=stop.required))
                 self.client_stop.append(i)
             else:
                 group = len(groups)
@@ -228,7 +231,7 @@ class _Data:
         vehicle_types = []
         for t, vt in enumerate(problem.vehicle_types):
             end = self.virtual_end_depot[(vt.end_depot, vt.reload_facility_indices)] if vt.end_empty else vt.end_depot
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if vt.max_route_duration_s is not None:
                 kwargs["shift_duration"] = vt.max_route_duration_s
             vehicle_types.append(pyvrp.VehicleType(
@@ -239,7 +242,7 @@ class _Data:
                 unit_distance_cost=unit[t] // g,
                 reload_depots=[fac_depot_index[f] for f in vt.reload_facility_indices],
                 name=vt.id, **kwargs))
-        self.data = pyvrp.ProblemData(locations, clients, depots, vehicle_types, [dist], [dur], groups)
+        self.data = pyvrp.ProblemData(locations, clients, depots, vehicle_types, [dist], [dur], groups)  # type: ignore[list-item]
         self._fac_of_depot = {d: f for f, d in fac_depot_index.items()}
 
     def routes_of(self, solution: pyvrp.Solution) -> list[tuple[int, int, list[Step]]]:

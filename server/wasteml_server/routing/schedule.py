@@ -55,7 +55,8 @@ def _service_start(arrival: int, windows: tuple[TimeWindow, ...]) -> tuple[int, 
     return -1, None
 
 
-def _forward(problem: Problem, vt_index: int, steps: Sequence[Step], depart: int):
+def _forward(problem: Problem, vt_index: int, steps: Sequence[Step],
+             depart: int) -> tuple[list[Visit], list[str], list[int], list[float]]:
     """Forward pass: visits (depots included), violations, waits and slacks."""
     vt = problem.vehicle_types[vt_index]
     shift = vt.window

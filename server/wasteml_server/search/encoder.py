@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wasteml_models.config import EncoderSignature
-from wasteml_models.tokenizer import TextTokenizer
+from wasteml_models.tokenizer import EncodedBatch, TextTokenizer
 from wasteml_server.core import metrics
 from wasteml_server.core.common import ModelRef
 from wasteml_server.core.deadlines import bounded_timeout
@@ -104,7 +104,7 @@ class TextEncoder:
         counts = np.empty(n, dtype=np.int64)
         served: set[str] = set()
 
-        async def run(batch) -> None:
+        async def run(batch: EncodedBatch) -> None:
             start = time.perf_counter()
             out, served_version = await self._server.infer_versioned(
                 self.model,

@@ -39,9 +39,10 @@ from wasteml_export.lightgbm import (
 )
 from wasteml_models import FILL_LEVEL
 from wasteml_models.config import TabularSignature
+from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.forecasting import austin, repository
 from wasteml_server.forecasting import fill_level as fl
-from wasteml_server.forecasting.demand import GRAINS, fit_booster, training_matrix
+from wasteml_server.forecasting.demand import GRAINS, SeriesGrain, fit_booster, training_matrix
 from wasteml_server.forecasting.features import DemandFeatureSpec, select_collection_holidays
 from wasteml_server.forecasting.intervals import PROPHET_FILE, fit_prophet, save_prophets
 from wasteml_tools.forecasting import backtest
@@ -119,7 +120,10 @@ def train_demand_grain(data_dir: Path, model_repository: Path, grain: str, *,
     Raises:
         InvalidArgumentError: unknown grain or missing data file.
     """
-    config = GRAINS[grain]
+    try:
+        config = GRAINS[SeriesGrain(grain)]
+    except ValueError as err:
+        raise InvalidArgumentError("grain", f"unknown grain {grain!r}: daily or weekly") from err
     report = TrainReport(config.model_name)
     if skip_if_trained and repository.trained_versions(model_repository, config.model_name):
         latest = repository.trained_versions(model_repository, config.model_name)[-1]

@@ -172,9 +172,6 @@ def evaluate_cmd(
 
     settings = Settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    # Milvus Lite's in-process gRPC server logs a traceback for every query iterator (pymilvus
-    # asks it for AllocTimestamp, which Lite does not implement, then falls back by itself).
-    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
     store = _store(settings, uri, collection)
 
     async def run() -> EvalReport:

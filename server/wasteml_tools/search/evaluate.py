@@ -1,8 +1,7 @@
 """Search quality and filter correctness, measured on the real Boston 311 collection.
 
-Run: ``python -m wasteml_tools.search.evaluate`` (or ``wasteml ingest evaluate`` once the
-sub-app is mounted). It ingests the Boston 311 file first (idempotent: a filled collection
-costs only the unchanged-checks), then prints:
+Run: ``wasteml ingest evaluate``. It ingests the Boston 311 file first (idempotent: a filled
+collection costs only the unchanged-checks), then prints:
 
 1. **Quality** over the labelled queries in ``eval_queries.json`` (plain words; relevance =
    the hit's case type is one of the query's ``relevant`` kinds): precision@10 and nDCG@10 of
@@ -38,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from wasteml_server.adapters.milvus import MilvusStore
-from wasteml_server.search.documents import GeoPoint
+from wasteml_server.core.geo import GeoPoint
 from wasteml_server.search.embedding import Embedder
 from wasteml_server.search.filters import (
     GeoBoundingBox,
@@ -81,7 +80,7 @@ def ndcg_at_k(relevant: list[bool], n_relevant: int, k: int = K) -> float:
 def load_queries(path: Path | None = None) -> list[dict[str, Any]]:
     """The labelled queries: ``[{"query": str, "relevant": [kind, ...]}, ...]``."""
     if path is None:
-        text = resources.files("wasteml_server.search").joinpath("eval_queries.json").read_text()
+        text = resources.files("wasteml_tools.search").joinpath("eval_queries.json").read_text()
     else:
         text = Path(path).read_text()
     return list(json.loads(text)["queries"])

@@ -164,7 +164,9 @@ class BinFillInput(_message.Message):
     bin_id: _builtins.str
     """Caller's bin id, echoed in the prediction, e.g. "Bangwe_inorganic_1"."""
     capacity_l: _builtins.float
-    """Bin capacity in litres, > 0 (a Blantyre skip holds 7 m3 = 7000 l)."""
+    """Bin capacity in litres, > 0 (a Blantyre skip holds 7 m3 = 7000 l); 0 means not given. Checked
+    but not used: fill is read and predicted as a fraction of capacity.
+    """
     prior_fill_rate_per_day: _builtins.float
     """An external estimate of the bin's filling rate, fraction of capacity per day, >= 0 (e.g. the
     Blantyre study's per-skip Q1 estimate); unset means unknown.

@@ -139,7 +139,9 @@ class PlanBin(_message.Message):
     location_index: _builtins.int
     """Row/column of this bin in the TravelMatrix; required when a matrix is given."""
     capacity_l: _builtins.float
-    """Capacity in litres, > 0."""
+    """Capacity in litres, > 0; 0 means not given. Checked but not used by the planner: fill is a
+    fraction of capacity and the load of a lift is `demand`.
+    """
     service_duration_s: _builtins.float
     """Time to service the bin (lift or empty it), seconds, >= 0."""
     prior_fill_rate_per_day: _builtins.float

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,7 +44,6 @@ from wasteml_server.core.inference import ModelVersionState
 
 logger = logging.getLogger(__name__)
 
-_QUOTED = re.compile(r"'([^']+)'")
 
 
 def _status(error: InferenceServerException) -> str:

@@ -100,6 +100,18 @@ class _Slot:
         self.spawned_at = 0.0
         self.ready = False
 
+    @property
+    def proc(self) -> multiprocessing.process.BaseProcess:
+        """The worker process (set from the first spawn on)."""
+        assert self.process is not None, "slot not spawned"
+        return self.process
+
+    @property
+    def pipe(self) -> multiprocessing.connection.Connection:
+        """The pipe to the worker (set from the first spawn on)."""
+        assert self.conn is not None, "slot not spawned"
+        return self.conn
+
 
 class SolverPool:
     """A pool of solver worker processes with a bounded queue (see the module docstring).
@@ -158,9 +170,9 @@ class SolverPool:
                 slot.task.job._finish(JobStatus.FAILED, closed)
                 slot.cancel.set()
             self._unwatch(slot)
-            if slot.task is None and slot.process is not None and slot.process.is_alive():
+            if slot.task is None and slot.process is not None and slot.proc.is_alive():
                 try:
-                    slot.conn.send(None)
+                    slot.pipe.send(None)
                 except OSError:
                     pass
         end = time.monotonic() + CLOSE_TIMEOUT_S
@@ -175,7 +187,7 @@ class SolverPool:
                 proc.kill()
                 await asyncio.to_thread(proc.join, 1.0)
             if slot.conn is not None:
-                slot.conn.close()
+                slot.pipe.close()
             if slot.timer is not None:
                 slot.timer.cancel()
             slot.task = None
@@ -197,12 +209,12 @@ class SolverPool:
     @property
     def live_workers(self) -> int:
         """Worker processes alive now."""
-        return sum(1 for s in self._slots if s.process is not None and s.process.is_alive())
+        return sum(1 for s in self._slots if s.process is not None and s.proc.is_alive())
 
     @property
     def worker_pids(self) -> list[int]:
         """PIDs of the live worker processes."""
-        return [s.process.pid for s in self._slots if s.process is not None and s.process.is_alive()]
+        return [s.proc.pid or 0 for s in self._slots if s.process is not None and s.proc.is_alive()]
 
     @property
     def queued(self) -> int:
@@ -220,7 +232,7 @@ class SolverPool:
 
     def running_pid(self, job: JobHandle) -> list[int]:
         """PIDs of the workers running ``job`` now (for tests and diagnostics)."""
-        return [s.process.pid for s in self._slots if s.task is not None and s.task.job is job]
+        return [s.proc.pid or 0 for s in self._slots if s.task is not None and s.task.job is job]
 
     # -- submission --
 
@@ -273,7 +285,7 @@ class SolverPool:
         slot.cancel = self._ctx.Event()
         slot.process = self._ctx.Process(target=worker_main, args=(child, slot.cancel),
                                          name=f"wasteml-solver-{slot.index}", daemon=True)
-        slot.process.start()
+        slot.proc.start()
         child.close()
         slot.conn = parent
         slot.task = None
@@ -282,21 +294,21 @@ class SolverPool:
         slot.ready = False
         assert self._loop is not None
         self._loop.add_reader(parent.fileno(), self._on_message, slot, slot.process)
-        self._loop.add_reader(slot.process.sentinel, self._on_exit, slot, slot.process)
-        logger.info("solver worker %d started (pid %d)", slot.index, slot.process.pid)
+        self._loop.add_reader(slot.proc.sentinel, self._on_exit, slot, slot.process)
+        logger.info("solver worker %d started (pid %d)", slot.index, slot.proc.pid)
 
     def _unwatch(self, slot: _Slot) -> None:
         assert self._loop is not None
-        if slot.conn is not None and not slot.conn.closed:  # closed: its worker died, already unwatched
-            self._loop.remove_reader(slot.conn.fileno())
+        if slot.conn is not None and not slot.pipe.closed:  # closed: its worker died, already unwatched
+            self._loop.remove_reader(slot.pipe.fileno())
         if slot.process is not None:
-            self._loop.remove_reader(slot.process.sentinel)
+            self._loop.remove_reader(slot.proc.sentinel)
 
     def _dispatch(self) -> None:
         for slot in self._slots:
             if not self._queue or self._closing:
                 return
-            if slot.task is not None or slot.process is None or not slot.process.is_alive():
+            if slot.task is not None or slot.process is None or not slot.proc.is_alive():
                 continue
             task = self._queue.popleft()
             job = task.job
@@ -307,7 +319,7 @@ class SolverPool:
             slot.task, task.slot = task, slot
             job._start()
             try:
-                slot.conn.send(SolveTask(task.id, job.problem, job.options, task.engine, job.deadline))
+                slot.pipe.send(SolveTask(task.id, job.problem, job.options, task.engine, job.deadline))
             except OSError as err:  # the worker died between the check and the send
                 logger.warning("solver worker %d unreachable: %s", slot.index, err)
                 continue
@@ -317,12 +329,12 @@ class SolverPool:
         if slot.process is not process:
             return
         try:
-            while slot.conn.poll():
-                msg = slot.conn.recv()
+            while slot.pipe.poll():
+                msg = slot.pipe.recv()
                 self._handle(slot, msg)
         except (EOFError, OSError):
             assert self._loop is not None
-            self._loop.remove_reader(slot.conn.fileno())
+            self._loop.remove_reader(slot.pipe.fileno())
 
     def _handle(self, slot: _Slot, msg: FromWorker) -> None:
         if isinstance(msg, Ready):
@@ -390,20 +402,20 @@ class SolverPool:
         job._finish(JobStatus.SUCCEEDED, best)
 
     def _kill(self, slot: _Slot, task: _Task, reason: str) -> None:
-        if slot.task is not task or slot.process is None or not slot.process.is_alive():
+        if slot.task is not task or slot.process is None or not slot.proc.is_alive():
             return
         slot.kill_reason = reason
         logger.warning("killing solver worker %d (pid %d): task %s %s", slot.index,
-                       slot.process.pid, task.id, reason)
-        slot.process.kill()
+                       slot.proc.pid, task.id, reason)
+        slot.proc.kill()
 
-    def _on_exit(self, slot: _Slot, process: Any) -> None:
+    def _on_exit(self, slot: _Slot, process: multiprocessing.process.BaseProcess) -> None:
         if slot.process is not process:
             return
         self._unwatch(slot)
         try:  # a result sent just before the exit
-            while slot.conn.poll():
-                self._handle(slot, slot.conn.recv())
+            while slot.pipe.poll():
+                self._handle(slot, slot.pipe.recv())
         except (EOFError, OSError):
             pass
         process.join(1.0)
@@ -422,7 +434,7 @@ class SolverPool:
                 outcome = UnavailableError(
                     "solver-pool", f"solver worker (pid {process.pid}) died ({how}) while running job {job.id}")
             self._settle(slot, task, outcome)
-        slot.conn.close()
+        slot.pipe.close()
         if self._closing:
             return
         logger.warning("solver worker %d (pid %d) exited (code %s); starting a replacement",

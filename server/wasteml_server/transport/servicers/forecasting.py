@@ -14,7 +14,7 @@ from wasteml_server.codecs.forecasting import (
     fill_request_from_proto,
     grain_from_proto,
 )
-from wasteml_server.core.errors import under
+from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.forecasting.service import ForecastingService
 
 
@@ -38,9 +38,12 @@ class ForecastingServicer(forecasting_pb2_grpc.ForecastingServicer):
             grain = grain_from_proto(request.series.grain)
         with under("model"):
             model = model_ref_from_proto(request.model)
+        family = FAMILY_FROM_PROTO.get(request.model_family)
+        if family is None:  # an enum value this server does not know (proto3 enums are open)
+            raise InvalidArgumentError("model_family", f"unknown DemandModel {request.model_family}")
         result = await self._service.forecast_demand(
             grain, request.series.id, request.horizon, list(request.quantiles),
-            request.top_contributions, FAMILY_FROM_PROTO[request.model_family],
+            request.top_contributions, family,
             demand_origin_from_proto(request), model,
             request_bytes=request.SerializeToString(deterministic=True))
         return demand_reply_to_proto(request, result)

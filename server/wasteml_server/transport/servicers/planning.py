@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 
 from wasteml.v1 import planning_pb2, planning_pb2_grpc
@@ -17,8 +19,11 @@ class CollectionPlannerServicer(planning_pb2_grpc.CollectionPlannerServicer):
         self._planner = planner
 
     async def PlanDay(self, request: planning_pb2.PlanDayRequest, context: grpc.aio.ServicerContext):
-        async for item in self._planner.plan_day(request_from_proto(request)):
-            if isinstance(item, StageProgress):
-                yield progress_to_proto(item)
-            else:
-                yield planning_pb2.PlanDayResponse(plan=plan_to_proto(item))
+        # aclosing: a call that ends early (cancelled, deadline) closes the planner at once,
+        # which cancels its solve and persists nothing
+        async with contextlib.aclosing(self._planner.plan_day(request_from_proto(request))) as items:
+            async for item in items:
+                if isinstance(item, StageProgress):
+                    yield progress_to_proto(item)
+                else:
+                    yield planning_pb2.PlanDayResponse(plan=plan_to_proto(item))

@@ -113,7 +113,8 @@ export type BinFillInput = Message<"wasteml.v1.BinFillInput"> & {
   binId: string;
 
   /**
-   * Bin capacity in litres, > 0 (a Blantyre skip holds 7 m3 = 7000 l).
+   * Bin capacity in litres, > 0 (a Blantyre skip holds 7 m3 = 7000 l); 0 means not given. Checked
+   * but not used: fill is read and predicted as a fraction of capacity.
    *
    * @generated from field: double capacity_l = 2;
    */

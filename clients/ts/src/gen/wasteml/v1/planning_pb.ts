@@ -55,7 +55,8 @@ export type PlanBin = Message<"wasteml.v1.PlanBin"> & {
   locationIndex?: number | undefined;
 
   /**
-   * Capacity in litres, > 0.
+   * Capacity in litres, > 0; 0 means not given. Checked but not used by the planner: fill is a
+   * fraction of capacity and the load of a lift is `demand`.
    *
    * @generated from field: double capacity_l = 4;
    */

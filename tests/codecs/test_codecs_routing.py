@@ -1,6 +1,6 @@
-"""routing_convert: protobuf <-> domain round trips on real instances (a Solomon slice, the
-Blantyre day), coordinates through the speed model, solutions with depot visits and reasons,
-and every bad or unsupported field named by its request path."""
+"""codecs.routing (with the problem builder): protobuf <-> domain round trips on real instances
+(a Solomon slice, the Blantyre day), coordinates through the speed model, solutions with depot
+visits and reasons, and every bad or unsupported field named by its request path."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from routing_checker import DATA_DIR
+from wasteml_testing import DATA_DIR
 
 from wasteml.v1 import routing_pb2
 from wasteml_server.codecs.routing import (
@@ -17,15 +17,17 @@ from wasteml_server.codecs.routing import (
     problem_from_proto,
     problem_to_proto,
     solution_to_proto,
-    unassigned_reason,
 )
-from wasteml_server.core.errors import InvalidArgumentError
-from wasteml_server.routing.engine import Budget, EngineName, SolveOptions
+from wasteml_server.core.errors import InvalidArgumentError, under
+from wasteml_server.routing.builder import haversine_matrices
+from wasteml_server.routing.engine import Budget
 from wasteml_server.routing.feasibility import screen
+from wasteml_server.routing.options import EngineName, SolveOptions
 from wasteml_server.routing.ortools_engine import OrToolsEngine
-from wasteml_server.routing.problem import Problem, SolveStatus, VisitKind, haversine_matrices
+from wasteml_server.routing.problem import Problem, TimeWindow
 from wasteml_server.routing.pyvrp_engine import PyVrpEngine
 from wasteml_server.routing.schedule import build_solution
+from wasteml_server.routing.solution import SolveStatus, UnassignedReason, VisitKind
 from wasteml_tools.routing.blantyre import day_problem
 from wasteml_tools.routing.instances import load_instance
 
@@ -42,15 +44,21 @@ def blantyre() -> Problem:
     return day_problem(list(range(1, 11)), {20: 5.0, 21: 5.0}, data_dir=DATA_DIR)
 
 
+def _decode(msg: routing_pb2.Problem) -> Problem:
+    """Decode as the servicer does: under the request's ``problem`` field."""
+    with under("problem"):
+        return problem_from_proto(msg)
+
+
 def _same(a: Problem, b: Problem) -> None:
     """Equal on what the contract carries: sites, fleet, matrices, and the coordinates of every
-    location a site uses (names are report text; unused locations are not sent)."""
-    used = {d.location for d in b.depots} | {f.location for f in b.facilities} | {s.location for s in b.stops}
+    location a site uses (unused locations are not sent)."""
+    used = ({d.location_index for d in b.depots} | {f.location_index for f in b.facilities}
+            | {s.location_index for s in b.stops})
     assert len(a.locations) == len(b.locations)
-    assert [(a.locations[i].lat_deg, a.locations[i].lon_deg) for i in sorted(used)] == \
-        [(b.locations[i].lat_deg, b.locations[i].lon_deg) for i in sorted(used)]
-    assert (a.depots, a.vehicle_types, a.stops, a.facilities, a.name) == \
-        (b.depots, b.vehicle_types, b.stops, b.facilities, b.name)
+    assert [a.locations[i] for i in sorted(used)] == [b.locations[i] for i in sorted(used)]
+    assert (a.depots, a.vehicle_types, a.stops, a.facilities, a.dimensions, a.name) == \
+        (b.depots, b.vehicle_types, b.stops, b.facilities, b.dimensions, b.name)
     assert np.array_equal(a.distance_m, b.distance_m) and np.array_equal(a.duration_s, b.duration_s)
 
 
@@ -58,7 +66,7 @@ def _same(a: Problem, b: Problem) -> None:
 def test_problem_round_trip_is_lossless(name: str, request: pytest.FixtureRequest) -> None:
     """problem_from_proto(problem_to_proto(p)) gives back p on the Solomon slice and the Blantyre day."""
     problem = request.getfixturevalue(name)
-    _same(problem_from_proto(problem_to_proto(problem)), problem)
+    _same(_decode(problem_to_proto(problem)), problem)
 
 
 def test_coordinates_without_matrix_use_the_speed_model(blantyre: Problem) -> None:
@@ -70,14 +78,15 @@ def test_coordinates_without_matrix_use_the_speed_model(blantyre: Problem) -> No
         site.ClearField("location_index")
     msg.speed_model.speed_m_per_s = 5.0
     msg.speed_model.detour_factor = 1.3
-    got = problem_from_proto(msg)
+    got = _decode(msg)
     order = [blantyre.depots[0].location, blantyre.facilities[0].location, *(s.location for s in blantyre.stops)]
-    lat = np.array([blantyre.locations[i].lat_deg for i in order])
-    lon = np.array([blantyre.locations[i].lon_deg for i in order])
+    lat = np.array([p.latitude_deg for p in order])
+    lon = np.array([p.longitude_deg for p in order])
     dist, dur = haversine_matrices(lat, lon, detour_factor=1.3, speed_kmh=18.0)
     assert np.array_equal(got.distance_m, dist) and np.array_equal(got.duration_s, dur)
-    assert [s.location for s in got.stops] == list(range(2, 2 + len(blantyre.stops)))
-    assert got.facilities[0].location == 1 and got.depots[0].location == 0
+    assert [s.location_index for s in got.stops] == list(range(2, 2 + len(blantyre.stops)))
+    assert got.facilities[0].location_index == 1 and got.depots[0].location_index == 0
+    assert list(got.locations) == order
 
 
 def test_contract_defaults_map_to_the_domain(solomon: Problem) -> None:
@@ -92,10 +101,11 @@ def test_contract_defaults_map_to_the_domain(solomon: Problem) -> None:
     msg.depots[0].time_window.start_s, msg.depots[0].time_window.end_s = 100.2, 2000.7
     msg.matrix.ClearField("durations_s")
     msg.speed_model.speed_m_per_s = 2.0
-    got = problem_from_proto(msg)
+    got = _decode(msg)
     gvt = got.vehicle_types[0]
-    assert gvt.end_depot == gvt.start_depot == 0 and gvt.facilities == (0,)
-    assert gvt.cost_per_km == 1.0 and (gvt.shift.start_s, gvt.shift.end_s) == (101, 2000)
+    assert gvt.end_depot_index == gvt.start_depot_index == 0 and gvt.reload_facility_indices == (0,)
+    assert gvt.cost_per_km == 1.0 and gvt.shift == TimeWindow(101, 2000)
+    assert got.depots[0].time_window == TimeWindow(101, 2000)
     assert got.facilities[0].service_duration_s == 61
     assert np.array_equal(got.duration_s, np.rint(solomon.distance_m / 2.0))
 
@@ -105,7 +115,7 @@ def _bad(base: routing_pb2.Problem, change: Callable[[routing_pb2.Problem], obje
     msg.CopyFrom(base)
     change(msg)
     with pytest.raises(InvalidArgumentError) as err:
-        problem_from_proto(msg)
+        _decode(msg)
     return err.value
 
 
@@ -132,7 +142,7 @@ BAD_FIELDS = [
     (_set("stops[1].skip_penalty", -1.0), None, None),  # ignored for a required stop: valid
     (lambda m: (_set("stops[1].optional_visit", True)(m), _set("stops[1].skip_penalty", -1.0)(m)),
      "problem.stops[1].skip_penalty", ">= 0"),
-    (lambda m: m.stops[0].demand.append(1), "problem.stops[0].demand", "dimensions"),
+    (lambda m: m.stops[0].demand.append(1), "problem.stops[0].demand", "vehicle_types[0].capacity"),
     (_set("stops[4].id", "1"), "problem.stops[4].id", "duplicate"),
     (_set("stops[0].service_duration_s", float("nan")), "problem.stops[0].service_duration_s", "finite"),
     (_set("vehicle_types[0].count", 0), "problem.vehicle_types[0].count", ">= 1"),
@@ -154,7 +164,7 @@ BAD_FIELDS = [
     (lambda m: (_set("depots[0].time_window.start_s", 5000.0)(m), _set("depots[0].time_window.end_s", 6000.0)(m),
                 _set("vehicle_types[0].shift.end_s", 100.0)(m)), "problem.vehicle_types[0].shift", "overlap"),
     (lambda m: m.stops[0].location.__setattr__("latitude_deg", 123.0), "problem.stops[0].location.latitude_deg",
-     "latitude"),
+     "-90..90"),
     (lambda m: m.ClearField("depots"), "problem.depots", "at least one"),
     (_set("speed_model.detour_factor", 0.5), "problem.speed_model.detour_factor", ">= 1"),
 ]
@@ -169,7 +179,7 @@ def test_every_bad_field_is_named(solomon: Problem, change, field: str | None, w
         msg = routing_pb2.Problem()
         msg.CopyFrom(base)
         change(msg)
-        problem_from_proto(msg)
+        _decode(msg)
         return
     err = _bad(base, change)
     assert err.field == field, err
@@ -177,15 +187,16 @@ def test_every_bad_field_is_named(solomon: Problem, change, field: str | None, w
 
 
 def test_coordinate_problems_name_a_missing_location(blantyre: Problem) -> None:
-    """Without a matrix, a site without a GeoPoint is named; a custom prefix (the planner's) is used."""
+    """Without a matrix, a site without a GeoPoint is named, relative to the problem message; the
+    caller's scope adds its own prefix."""
     msg = problem_to_proto(blantyre)
     msg.ClearField("matrix")
     msg.stops[4].ClearField("location")
     with pytest.raises(InvalidArgumentError) as err:
-        problem_from_proto(msg, "plan.problem")
-    assert err.value.field == "plan.problem.stops[4].location"
+        _decode(msg)
+    assert err.value.field == "problem.stops[4].location"
     with pytest.raises(InvalidArgumentError) as err:
-        problem_from_proto(msg, "")
+        problem_from_proto(msg)
     assert err.value.field == "stops[4].location"
 
 
@@ -195,16 +206,23 @@ def _options(seconds: float, **kw) -> routing_pb2.SolveOptions:
     return out
 
 
+def _limited(msg: routing_pb2.SolveOptions, max_time_limit_s: float) -> SolveOptions:
+    """Decode and limit as the servicer and the pool do: under the request's ``options`` field."""
+    with under("options"):
+        return options_from_proto(msg).limited(max_time_limit_s)
+
+
 def test_options_map_and_bad_options_are_named() -> None:
     """Engines and strategies map both ways; time limit <= 0 or above the maximum, stagnation
     stops and strategies the domain lacks are INVALID_ARGUMENT on their field."""
-    o = options_from_proto(_options(2.5, engine=routing_pb2.ENGINE_PORTFOLIO, seed=7,
-                                     first_solution_strategy=routing_pb2.FIRST_SOLUTION_STRATEGY_SAVINGS), 10.0)
+    o = _limited(_options(2.5, engine=routing_pb2.ENGINE_PORTFOLIO, seed=7,
+                          first_solution_strategy=routing_pb2.FIRST_SOLUTION_STRATEGY_SAVINGS), 10.0)
     assert (o.time_limit_s, o.engine, o.seed, o.first_solution_strategy.value) == \
         (2.5, EngineName.PORTFOLIO, 7, "SAVINGS")
-    assert options_from_proto(options_to_proto(o), 10.0) == o
-    assert options_from_proto(routing_pb2.SolveOptions(), 300.0) == SolveOptions()
-    assert options_from_proto(routing_pb2.SolveOptions(), 3.0).time_limit_s == 3.0
+    assert options_from_proto(options_to_proto(o)) == o
+    assert options_from_proto(routing_pb2.SolveOptions()) == SolveOptions()
+    assert _limited(routing_pb2.SolveOptions(), 300.0) == SolveOptions(time_limit_s=10.0)
+    assert _limited(routing_pb2.SolveOptions(), 3.0).time_limit_s == 3.0
     bad = [
         (_options(0.0), "options.time_limit"),
         (_options(-1.0), "options.time_limit"),
@@ -217,22 +235,27 @@ def test_options_map_and_bad_options_are_named() -> None:
     ]
     for msg, field in bad:
         with pytest.raises(InvalidArgumentError) as err:
-            options_from_proto(msg, 10.0)
+            _limited(msg, 10.0)
         assert err.value.field == field
 
 
 def _check_reply(problem: Problem, sol, out: routing_pb2.Solution) -> None:
     assert out.status == routing_pb2.SOLUTION_STATUS_FEASIBLE and len(out.routes) == len(sol.routes)
+    kinds = {VisitKind.DEPOT: routing_pb2.VISIT_KIND_DEPOT, VisitKind.STOP: routing_pb2.VISIT_KIND_STOP,
+             VisitKind.FACILITY: routing_pb2.VISIT_KIND_FACILITY}
     for r, msg in zip(sol.routes, out.routes, strict=True):
-        vt = problem.vehicle_types[r.vehicle_type]
+        vt = problem.vehicle_types[r.vehicle_type_index]
+        assert (msg.vehicle_type_index, msg.vehicle_index) == (r.vehicle_type_index, r.vehicle_index)
         assert msg.visits[0].kind == msg.visits[-1].kind == routing_pb2.VISIT_KIND_DEPOT
         assert (msg.visits[0].departure_s, msg.visits[-1].arrival_s) == (r.start_s, r.end_s)
-        assert [(v.index, v.arrival_s, v.service_start_s) for v in msg.visits[1:-1]] == \
-            [(v.index, v.arrival_s, v.start_s) for v in r.visits]
+        assert [(v.kind, v.index, v.id, v.arrival_s, v.service_start_s, v.departure_s, list(v.load_after))
+                for v in msg.visits] == \
+            [(kinds[v.kind], v.index, v.id, v.arrival_s, v.service_start_s, v.departure_s, list(v.load_after))
+             for v in r.visits]
         assert sum(v.distance_from_previous_m for v in msg.visits) == r.distance_m == msg.distance_m
         assert sum(v.travel_time_from_previous_s for v in msg.visits) == msg.driving_s
         assert msg.facility_visits == sum(v.kind is VisitKind.FACILITY for v in r.visits)
-        assert msg.vehicle_id == f"{vt.name}-{r.vehicle}" and msg.cost == pytest.approx(r.cost)
+        assert msg.vehicle_id == f"{vt.id}-{r.vehicle_index}" and msg.cost == pytest.approx(r.cost)
     assert out.objective.total == pytest.approx(sol.objective.total)
     assert out.objective.distance_m == sol.objective.distance_m
     assert out.objective.vehicles_used == len(sol.routes)
@@ -243,7 +266,7 @@ def test_solomon_solution_reply_matches_the_domain(solomon: Problem) -> None:
     """An OR-Tools solution of the Solomon slice converts with depot visits, per-leg distances
     that add up to each route, the objective parts and one engine run."""
     sol = OrToolsEngine().solve(solomon, Budget(1.0))
-    out = solution_to_proto(sol, solomon)
+    out = solution_to_proto(sol)
     _check_reply(solomon, sol, out)
     assert out.engine == routing_pb2.ENGINE_ORTOOLS
     assert [r.engine for r in out.engine_runs] == [routing_pb2.ENGINE_ORTOOLS]
@@ -254,13 +277,13 @@ def test_blantyre_solution_reply_counts_dump_trips(blantyre: Problem) -> None:
     """A PyVRP plan of the Blantyre day converts with one dump trip per skip and empty trucks
     back at the yard; optional skips it leaves out are OPTIONAL_SKIPPED."""
     sol = PyVrpEngine().solve(blantyre, Budget(1.0))
-    out = solution_to_proto(sol, blantyre)
+    out = solution_to_proto(sol)
     _check_reply(blantyre, sol, out)
     served = sum(len(r.stop_indices) for r in sol.routes)
     assert sum(r.facility_visits for r in out.routes) == served
     assert all(r.visits[-1].load_after == [0] for r in out.routes)
     assert all(u.reason == routing_pb2.UNASSIGNED_REASON_OPTIONAL_SKIPPED for u in out.unassigned_stops)
-    assert out.routes[0].visits[0].id == blantyre.depots[0].name
+    assert out.routes[0].visits[0].id == blantyre.depots[0].id
 
 
 def test_unassigned_reasons_follow_the_domain_explanations(blantyre: Problem) -> None:
@@ -269,17 +292,17 @@ def test_unassigned_reasons_follow_the_domain_explanations(blantyre: Problem) ->
     msg = problem_to_proto(blantyre)
     msg.stops[10].demand[0] = 2  # optional skip 20: two skips on a one-skip truck
     msg.stops[11].time_windows.add(start_s=0, end_s=60)  # optional skip 21: open before the shift
-    problem = problem_from_proto(msg)
+    problem = _decode(msg)
     screened = screen(problem)
-    assert unassigned_reason(screened[10], False) == routing_pb2.UNASSIGNED_REASON_CAPACITY_EXCEEDED
-    assert unassigned_reason(screened[11], False) == routing_pb2.UNASSIGNED_REASON_TIME_WINDOW_UNREACHABLE
-    none = build_solution(problem, "pyvrp", [], status=SolveStatus.NO_SOLUTION_IN_TIME, elapsed_s=1.0,
+    assert screened[10].reason is UnassignedReason.CAPACITY_EXCEEDED
+    assert screened[11].reason is UnassignedReason.TIME_WINDOW_UNREACHABLE
+    none = build_solution(problem, EngineName.PYVRP, [], status=SolveStatus.NO_SOLUTION_IN_TIME, elapsed_s=1.0,
                           first_feasible_s=None)
-    out = solution_to_proto(none, problem)
+    out = solution_to_proto(none)
     assert out.status == routing_pb2.SOLUTION_STATUS_NO_SOLUTION_IN_TIME and not out.routes
     assert {u.reason for u in out.unassigned_stops} == {routing_pb2.UNASSIGNED_REASON_TIME_LIMIT}
     sol = PyVrpEngine().solve(problem, Budget(1.0))
-    out = solution_to_proto(sol, problem)
+    out = solution_to_proto(sol)
     reasons = {u.stop_index: (u.reason, u.detail) for u in out.unassigned_stops}
-    assert reasons[10] == (routing_pb2.UNASSIGNED_REASON_CAPACITY_EXCEEDED, screened[10])
+    assert reasons[10] == (routing_pb2.UNASSIGNED_REASON_CAPACITY_EXCEEDED, screened[10].detail)
     assert reasons[11][0] == routing_pb2.UNASSIGNED_REASON_TIME_WINDOW_UNREACHABLE

@@ -1,10 +1,11 @@
 """Synchronous access to the text encoders through the local Triton, for parity and benchmarks.
 
 The server's Triton pieces are asyncio (:class:`~wasteml_server.adapters.triton.LocalTriton`,
-:class:`~wasteml_server.adapters.triton.TritonClient`); the export tools are synchronous. This module
-runs one event loop in a background thread, starts the local Triton (or uses
+:class:`~wasteml_server.adapters.triton.TritonClient`); the export checks are synchronous. This
+module runs one event loop in a background thread, starts the local Triton (or uses
 ``settings.triton_url``) there, and exposes blocking ``(input_ids, attention_mask) ->
-embedding`` callables that submit KServe v2 ``ModelInfer`` calls to that loop.
+embedding`` callables that submit KServe v2 ``ModelInfer`` calls to that loop. Tensor names
+come from each model's ``config.pbtxt`` in ``settings.model_repository``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from wasteml_export.text_encoder import OUTPUT_NAME, Embedder
-from wasteml_server.adapters.triton import LocalTriton
+from wasteml_export.text_encoder import Embedder
+from wasteml_models.config import EncoderSignature
+from wasteml_server.adapters.triton import LocalTriton, TritonClient
 from wasteml_server.core.settings import Settings
 
 T = TypeVar("T")
@@ -39,6 +41,7 @@ class TritonEmbedders:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.triton = LocalTriton(settings)
+        self._signatures: dict[str, EncoderSignature] = {}
 
     def run(self, coro: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:
         """Run a coroutine on the background loop and wait for its result."""
@@ -66,27 +69,34 @@ class TritonEmbedders:
                 self._thread.join(timeout=30)
         self._loop.close()
 
-    def embedder(self, model: str) -> Embedder:
-        """A blocking ``(input_ids, attention_mask) -> embedding`` through Triton's ``model``.
+    def signature(self, model: str) -> EncoderSignature:
+        """The encoder signature of ``model`` (its ``config.pbtxt``), read once."""
+        if model not in self._signatures:
+            self._signatures[model] = EncoderSignature.load(self.settings.model_repository, model)
+        return self._signatures[model]
 
-        Inputs are int64 ``[batch, seq]``; the result is float32 ``[batch, 384]``.
-        """
+    def _client(self) -> TritonClient:
         client = self.triton.client
         if client is None:
             raise RuntimeError("Triton is not started")
+        return client
+
+    def embedder(self, model: str) -> Embedder:
+        """A blocking ``(input_ids, attention_mask) -> embedding`` through Triton's ``model``.
+
+        Inputs are int64 ``[batch, seq]``; the result is float32 ``[batch, dimension]``.
+        """
+        self._client()  # fail now, not at the first call
 
         def run(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-            out = self.run(
-                client.infer(model, {"input_ids": ids, "attention_mask": mask}, [OUTPUT_NAME])
-            )
-            return out[OUTPUT_NAME]
+            return self.run(self.infer_async(model, ids, mask))
 
         return run
 
     async def infer_async(self, model: str, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """One inference as a coroutine (to be run on this object's loop, e.g. by benchmarks)."""
-        client = self.triton.client
-        if client is None:
-            raise RuntimeError("Triton is not started")
-        out = await client.infer(model, {"input_ids": ids, "attention_mask": mask}, [OUTPUT_NAME])
-        return out[OUTPUT_NAME]
+        sig = self.signature(model)
+        out = await self._client().infer(
+            model, {sig.input_ids: ids, sig.attention_mask: mask}, [sig.embedding]
+        )
+        return out[sig.embedding]
