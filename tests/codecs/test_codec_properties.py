@@ -63,8 +63,9 @@ def problems(draw: st.DrawFn) -> Problem:
                    dtype=np.float64).reshape(size, size)
     loc = st.integers(0, size - 1)
     maybe_point = st.one_of(st.none(), points)
-    depots = [Depot(f"d{i}", draw(maybe_point), draw(loc), draw(st.one_of(st.none(), windows(1).map(lambda w: w[0]))))
-              for i in range(n_dep)]
+    # depot hours all contain noon of the second day, so every shift meets both its depots' hours
+    hours = st.builds(TimeWindow, st.integers(0, HORIZON_S // 2), st.integers(HORIZON_S // 2, HORIZON_S))
+    depots = [Depot(f"d{i}", draw(maybe_point), draw(loc), draw(st.one_of(st.none(), hours))) for i in range(n_dep)]
     facilities = [Facility(f"f{i}", draw(maybe_point), draw(loc), service_duration_s=draw(st.integers(0, 900)),
                            time_windows=draw(windows(draw(st.integers(0, 1))))) for i in range(n_fac)]
     types = []

@@ -63,7 +63,7 @@ def seconds_of(ts: Timestamp, field: str) -> float:
         InvalidArgumentError: not a valid Timestamp (naming ``field``).
     """
     _check_timestamp(ts, field)
-    return ts.seconds + ts.nanos / 1e9
+    return (ts.seconds * 1_000_000_000 + ts.nanos) / 1_000_000_000  # int / int: one correct rounding
 
 
 def duration_s(d: Duration, field: str) -> float:
@@ -76,7 +76,7 @@ def duration_s(d: Duration, field: str) -> float:
     if not (abs(d.seconds) <= _DURATION_SECONDS and abs(d.nanos) < 1_000_000_000
             and (d.seconds == 0 or d.nanos == 0 or (d.seconds > 0) == (d.nanos > 0))):
         raise InvalidArgumentError(field, f"not a valid Duration (seconds {d.seconds}, nanos {d.nanos})")
-    return d.seconds + d.nanos / 1e9
+    return (d.seconds * 1_000_000_000 + d.nanos) / 1_000_000_000  # int / int: one correct rounding
 
 
 def duration(seconds: float) -> Duration:
