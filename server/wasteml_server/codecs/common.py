@@ -11,14 +11,28 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from wasteml.v1 import common_pb2
 from wasteml_server.core.common import FallbackNotice, ModelRef
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.core.geo import GeoPoint
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+
+def each(items: Iterable[M], field: str, decode: Callable[[M], T]) -> list[T]:
+    """``decode`` every element of a repeated field, each under ``<field>[i]`` for its errors."""
+    out: list[T] = []
+    for i, item in enumerate(items):
+        with under(f"{field}[{i}]"):
+            out.append(decode(item))
+    return out
 
 
 def timestamp(when: dt.datetime) -> Timestamp:

@@ -15,6 +15,7 @@ from wasteml.v1 import common_pb2, forecasting_pb2
 from wasteml_server.codecs.common import (
     date_from_proto,
     date_to_proto,
+    each,
     model_ref_from_proto,
     model_ref_to_proto,
     seconds_of,
@@ -69,10 +70,7 @@ def bin_from_proto(b: forecasting_pb2.BinFillInput) -> BinReadings:
 
 def fill_request_from_proto(request: forecasting_pb2.PredictFillLevelRequest) -> tuple[list[BinReadings], ModelRef]:
     """``PredictFillLevelRequest`` -> the bins and the requested model."""
-    bins = []
-    for i, b in enumerate(request.bins):
-        with under(f"bins[{i}]"):
-            bins.append(bin_from_proto(b))
+    bins = each(request.bins, "bins", bin_from_proto)
     with under("model"):
         model = model_ref_from_proto(request.model)
     return bins, model

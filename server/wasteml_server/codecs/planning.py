@@ -17,6 +17,7 @@ from wasteml_server.codecs.common import (
     date_from_proto,
     date_to_proto,
     duration_s,
+    each,
     fallback_to_proto,
     instant,
     model_ref_to_proto,
@@ -89,10 +90,7 @@ def request_from_proto(request: planning_pb2.PlanDayRequest) -> DayPlanRequest:
     with under("service_date"):
         service_date = date_from_proto(request.service_date)
     depots, fleet, facilities = sites_from_proto(request.depots, request.fleet, request.facilities, PLAN_FIELDS)
-    bins = []
-    for i, b in enumerate(request.bins):
-        with under(f"bins[{i}]"):
-            bins.append(bin_from_proto(b))
+    bins = each(request.bins, "bins", bin_from_proto)
     with under("policy"):
         policy = policy_from_proto(request.policy)
     with under("solve_options"):

@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
-from typing import TypeVar
+from collections.abc import Iterable
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -26,6 +25,7 @@ from wasteml.v1 import routing_pb2
 from wasteml_server.codecs.common import (
     duration,
     duration_s,
+    each,
     fallback_to_proto,
     point_from_proto,
     point_to_proto,
@@ -90,8 +90,6 @@ _FACILITY_KIND = {
 _FACILITY_KIND_TO_PROTO = {k: getattr(routing_pb2, f"FACILITY_KIND_{k.name}") for k in FacilityKind}
 
 logger = logging.getLogger(__name__)
-M = TypeVar("M")
-T = TypeVar("T")
 
 
 # --- decoding ----------------------------------------------------------------------------------
@@ -203,14 +201,6 @@ def speed_model_from_proto(sm: routing_pb2.SpeedModel) -> SpeedModel:
                       sm.detour_factor if sm.detour_factor != 0 else None)
 
 
-def _each(items: Iterable[M], field: str, decode: Callable[[M], T]) -> list[T]:
-    out: list[T] = []
-    for i, item in enumerate(items):
-        with under(f"{field}[{i}]"):
-            out.append(decode(item))
-    return out
-
-
 def problem_from_proto(p: routing_pb2.Problem) -> Problem:
     """``wasteml.v1.Problem`` -> a built domain :class:`Problem` (``routing.builder``).
 
@@ -220,10 +210,10 @@ def problem_from_proto(p: routing_pb2.Problem) -> Problem:
     """
     f = ROUTING_FIELDS
     return build_problem(
-        depots=_each(p.depots, f.depots, depot_from_proto),
-        vehicle_types=_each(p.vehicle_types, f.vehicle_types, vehicle_type_from_proto),
-        stops=_each(p.stops, f.stops, stop_from_proto),
-        facilities=_each(p.facilities, f.facilities, facility_from_proto),
+        depots=each(p.depots, f.depots, depot_from_proto),
+        vehicle_types=each(p.vehicle_types, f.vehicle_types, vehicle_type_from_proto),
+        stops=each(p.stops, f.stops, stop_from_proto),
+        facilities=each(p.facilities, f.facilities, facility_from_proto),
         matrix=matrix_from_proto(p.matrix), speed_model=speed_model_from_proto(p.speed_model),
         dimensions=tuple(CapacityDimension(d.name, d.unit) for d in p.dimensions), name=p.name, fields=f,
     )
@@ -234,9 +224,9 @@ def sites_from_proto(
     facilities: Iterable[routing_pb2.Facility], fields: ProblemFields,
 ) -> tuple[list[Depot], list[VehicleType], list[Facility]]:
     """The routing parts of another request (``PlanDayRequest``), named by ``fields``."""
-    return (_each(depots, fields.depots, depot_from_proto),
-            _each(vehicle_types, fields.vehicle_types, vehicle_type_from_proto),
-            _each(facilities, fields.facilities, facility_from_proto))
+    return (each(depots, fields.depots, depot_from_proto),
+            each(vehicle_types, fields.vehicle_types, vehicle_type_from_proto),
+            each(facilities, fields.facilities, facility_from_proto))
 
 
 def options_from_proto(o: routing_pb2.SolveOptions) -> SolveOptions:
