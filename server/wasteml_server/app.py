@@ -29,6 +29,7 @@ from wasteml.v1 import (
 from wasteml_models import TEXT_ENCODER
 from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
+from wasteml_server.adapters.cache import create_cache
 from wasteml_server.adapters.milvus import MilvusStore
 from wasteml_server.adapters.storage import (
     AuditWriter,
@@ -145,9 +146,11 @@ class Application:
             "triton": triton.is_ready,
             "database": lambda: asyncio.to_thread(_ping, db),
         }
-        admin = ModelAdminServicer(ModelAdmin(triton, ModelRegistry(db), refresh=self.triton.refresh_model))
         forecasting = await self._start_forecasting()
         search = await self._start_search(checks)
+        assert self.search is not None
+        admin = ModelAdminServicer(ModelAdmin(triton, ModelRegistry(db), refresh=self.triton.refresh_model,
+                                              on_change=self.search.model_changed))
         routing = await self._start_routing(checks)
         planning = self._start_planning()
         bindings = [
@@ -193,11 +196,17 @@ class Application:
         signature = await asyncio.to_thread(EncoderSignature.load, repository, TEXT_ENCODER)
         encoder = TextEncoder(self.triton_client, tokenizer, TEXT_ENCODER, signature,
                               timeout_s=self.settings.triton_timeout_s)
+        cache = None
+        if self.settings.query_cache_ttl_s > 0:
+            cache = create_cache(self.settings)
+            self._closers.append(cache.aclose)
         self.search = SemanticSearchService(
             MilvusStore.from_settings(self.settings, signature.dimension),
             TritonEmbedder(encoder),
             batch_size=self.settings.search_embed_batch,
             in_flight=self.settings.search_embed_in_flight,
+            query_cache=cache,
+            query_cache_ttl_s=self.settings.query_cache_ttl_s,
         )
         store = self.search.store
         self._closers.append(lambda: asyncio.to_thread(store.close))

@@ -72,3 +72,51 @@ async def test_triton_embedder_matches_onnx_and_ingests_idempotently(
         assert second.upserted == 0 and second.unchanged == 100
     finally:
         store.close()
+
+
+async def test_query_embedding_cache_spares_triton_until_the_encoder_is_reloaded(
+    triton_embedder: TritonEmbedder, slice_docs, tmp_path
+) -> None:
+    """A repeated query is answered from the cache (Triton sees no request, the vector is the
+    same bytes); after ModelAdmin.LoadModel of the encoder the next query goes to Triton again."""
+    from wasteml_server.adapters.cache import InProcessCache
+    from wasteml_server.adapters.storage import Database, ModelRegistry, migrate
+    from wasteml_server.admin.service import ModelAdmin
+    from wasteml_server.search.filters import SearchFilters
+    from wasteml_server.search.service import SemanticSearchService
+
+    client = triton_embedder._encoder._server
+    store = MilvusStore(str(tmp_path / "milvus.db"), collection="query_cache", timeout_s=30,
+                        dimension=triton_embedder.dimension)
+    search = SemanticSearchService(store, triton_embedder, query_cache=InProcessCache(), query_cache_ttl_s=60)
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    migrate(url)
+    db = Database(url)
+    admin = ModelAdmin(client, ModelRegistry(db), on_change=search.model_changed)
+
+    async def rows_inferred() -> int:
+        return int((await client.model_statistics(TEXT_ENCODER)).get("inference_count", 0))
+
+    try:
+        await search.index_documents(slice_docs[:20])
+        query = "overflowing dumpster behind the restaurant"
+        start = await rows_inferred()
+        first = await search.search(query, top_k=5)
+        after_first = await rows_inferred()
+        second = await search.search(query, top_k=5)
+        many, model = await search.search_many(query, top_k=5, filters=[SearchFilters(), SearchFilters()])
+        after_cached = await rows_inferred()
+        assert after_first - start == 1
+        assert after_cached == after_first
+        assert [h.id for h in second.hits] == [h.id for h in first.hits] == [h.id for h in many[0]]
+        assert second.model == first.model == model == ModelRef(TEXT_ENCODER, 1)
+
+        await admin.load(TEXT_ENCODER)  # Triton's statistics restart with the reloaded model
+        reloaded = await rows_inferred()
+        third = await search.search(query, top_k=5)
+        assert await rows_inferred() == reloaded + 1
+        assert [h.id for h in third.hits] == [h.id for h in first.hits]
+    finally:
+        store.close()
+        db.dispose()

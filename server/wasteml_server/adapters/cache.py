@@ -1,7 +1,8 @@
-"""A small bytes cache with TTL: in-process LRU (default) or Redis (``settings.redis_url``).
+"""The bytes caches behind the ``core.cache.Cache`` port: in-process LRU (default) or Redis
+(``settings.redis_url``), chosen by :func:`create_cache`.
 
-Used e.g. by search to cache query embeddings keyed by model version and text
-(``cache_key("embed", model_name, model_version, text)``).
+Used by search to cache query embeddings (``search.query_cache.QueryEmbeddingCache``, keyed by
+model name, version and text).
 
 The cache is an optimisation, never a dependency: the Redis implementation has bounded socket
 timeouts, and when Redis is down it logs once, answers every ``get`` with a miss and ignores
@@ -12,16 +13,16 @@ error into the request path.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import threading
 import time
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
+from wasteml_server.core.cache import Cache, cache_key
 from wasteml_server.core.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -34,53 +35,12 @@ CACHE_REQUESTS = Counter(
     "Cache lookups by back-end and result (hit, miss, error: back-end down, answered as a miss).",
     ["backend", "result"],
 )
+CACHE_EVICTIONS = Counter(
+    "wasteml_cache_evictions",
+    "Entries the in-process cache dropped to stay within its entry and byte bounds.",
+)
 
-
-def cache_key(namespace: str, *parts: str | int | float | bytes) -> str:
-    """A fixed-length key ``<namespace>:<sha256 hex>`` over ``parts``.
-
-    Parts are length-prefixed before hashing, so ``("ab", "c")`` and ``("a", "bc")`` differ.
-
-    Args:
-        namespace: short readable prefix, e.g. ``"embed"``.
-        parts: what identifies the value, e.g. model name, model version, query text.
-
-    Raises:
-        InvalidArgumentError: ``namespace`` is empty or contains ``:``.
-    """
-    if not namespace or ":" in namespace:
-        raise InvalidArgumentError("namespace", "must be non-empty and contain no ':'")
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, bytes):
-            raw = part
-        elif isinstance(part, str):
-            raw = part.encode()
-        else:
-            raw = repr(part).encode()
-        digest.update(type(part).__name__.encode() + b"\x00" + len(raw).to_bytes(8, "big") + raw)
-    return f"{namespace}:{digest.hexdigest()}"
-
-
-@runtime_checkable
-class Cache(Protocol):
-    """What callers may rely on: async get/set of bytes with a TTL; failures read as misses."""
-
-    async def get(self, key: str) -> bytes | None:
-        """The value stored under ``key``, or None (absent, expired, or back-end down)."""
-        ...
-
-    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        """Store ``value`` under ``key`` for ``ttl_s`` seconds (best-effort)."""
-        ...
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key`` if present (best-effort)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; the cache must not be used afterwards."""
-        ...
+__all__ = ["Cache", "InProcessCache", "RedisCache", "cache_key", "create_cache"]
 
 
 def _check_set(key: str, value: bytes, ttl_s: float) -> None:
@@ -185,6 +145,7 @@ class InProcessCache:
             self._remove(key)
         while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
             self._remove(next(iter(self._data)))
+            CACHE_EVICTIONS.inc()
 
 
 class RedisCache:

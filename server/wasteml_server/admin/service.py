@@ -97,6 +97,9 @@ class ModelAdmin:
         refresh: awaited with the model name before every load, e.g.
             ``LocalTriton.refresh_model``: re-renders the local CPU repository so that versions
             trained since start are seen (None: Triton reads the production repository itself).
+        on_change: awaited with the model name after every load or unload that reached the
+            model server, whether it succeeded or not (e.g. the search service forgets cached
+            query embeddings when the encoder changes).
     """
 
     def __init__(
@@ -104,10 +107,16 @@ class ModelAdmin:
         triton: ModelControl,
         registry: RegistryReader,
         refresh: Callable[[str], Awaitable[None]] | None = None,
+        on_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._triton = triton
         self._registry = registry
         self._refresh = refresh
+        self._on_change = on_change
+
+    async def _changed(self, name: str) -> None:
+        if self._on_change is not None:
+            await self._on_change(name)
 
     async def list_models(self, ready_only: bool = False) -> list[ModelInfo]:
         """Every model in Triton's repository, sorted by name.
@@ -150,10 +159,13 @@ class ModelAdmin:
         if self._refresh is not None:
             await self._refresh(name)
         model = await self.get_model(name)
-        if wanted is None:
-            await self._triton.load_model(name)
-        else:
-            await self._triton.load_model(name, sorted({*model.ready_versions, wanted}))
+        try:
+            if wanted is None:
+                await self._triton.load_model(name)
+            else:
+                await self._triton.load_model(name, sorted({*model.ready_versions, wanted}))
+        finally:
+            await self._changed(name)
         return await self.get_model(name)
 
     async def unload(self, name: str, version: str = "") -> ModelInfo:
@@ -165,16 +177,17 @@ class ModelAdmin:
         """
         wanted = ModelRef.parse_version(version, "version")
         model = await self.get_model(name)
-        if wanted is None:
-            await self._triton.unload_model(name)
-        else:
-            if wanted not in model.ready_versions:
-                raise NotFoundError(f"version {wanted} of model {name!r} is not loaded")
-            remaining = [v for v in model.ready_versions if v != wanted]
-            if remaining:
+        if wanted is not None and wanted not in model.ready_versions:
+            raise NotFoundError(f"version {wanted} of model {name!r} is not loaded")
+        try:
+            if wanted is None:
+                await self._triton.unload_model(name)
+            elif remaining := [v for v in model.ready_versions if v != wanted]:
                 await self._triton.load_model(name, remaining)
             else:
                 await self._triton.unload_model(name)
+        finally:
+            await self._changed(name)
         return await self.get_model(name)
 
     async def registry_entries(

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
     """Directory of the real data sets (Boston 311, Austin collection, Blantyre skips, VRP)."""
 
     redis_url: str | None = None
-    """Redis URL for the shared cache (e.g. ``redis://127.0.0.1:6379/0``); unset: in-process cache."""
+    """Redis URL for the shared cache (e.g. ``redis://127.0.0.1:6379/0``); unset: in-process cache.
+    The cache holds query embeddings (``query_cache_ttl_s``); a Redis that is down reads as
+    misses (logged, and counted in ``wasteml_cache_requests_total{result="error"}``)."""
 
     database_connect_timeout_s: float = Field(5.0, gt=0)
     """Bound on opening a connection to a server database (PostgreSQL) and on waiting for a
@@ -112,6 +114,12 @@ class Settings(BaseSettings):
 
     audit_batch_size: int = Field(500, ge=1)
     """Most prediction-audit rows written in one insert statement."""
+
+    query_cache_ttl_s: float = Field(3600.0, ge=0)
+    """Lifetime of a cached query embedding (Search, and PlanDay's complaint query), seconds;
+    0 turns the cache off. Entries are keyed by encoder name, version and text; after
+    ``ModelAdmin.LoadModel``/``UnloadModel`` of the encoder the next query goes to the encoder
+    and the version it names keys the entries from then on."""
 
     cache_max_entries: int = Field(10_000, ge=1)
     """Most entries of the in-process cache (LRU eviction beyond)."""

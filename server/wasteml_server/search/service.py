@@ -13,12 +13,16 @@ import asyncio
 from collections.abc import AsyncIterable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from wasteml_server.core.cache import Cache
 from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.search.documents import CollectionStats, Document, Hit, validate_collection_name
 from wasteml_server.search.embedding import Embedder
 from wasteml_server.search.filters import SearchFilters, filter_violations, validate_search
 from wasteml_server.search.ingest import IndexReport, index_documents
+from wasteml_server.search.query_cache import QueryEmbeddingCache
 from wasteml_server.search.store import DocumentStore
 
 #: Most ids one ``DeleteDocuments`` call may carry.
@@ -48,15 +52,39 @@ class SemanticSearchService:
         embedder: the text encoder (Triton in the server, ONNX Runtime in-process elsewhere).
         batch_size: documents per embedding request when indexing (``settings.search_embed_batch``).
         in_flight: embedding requests in flight when indexing (``settings.search_embed_in_flight``).
+        query_cache: where query embeddings are kept (``search.query_cache``; None: every
+            query calls the encoder).
+        query_cache_ttl_s: lifetime of a cached query embedding, seconds (> 0).
     """
 
     def __init__(
-        self, store: DocumentStore, embedder: Embedder, *, batch_size: int = 64, in_flight: int = 4
+        self,
+        store: DocumentStore,
+        embedder: Embedder,
+        *,
+        batch_size: int = 64,
+        in_flight: int = 4,
+        query_cache: Cache | None = None,
+        query_cache_ttl_s: float = 3600.0,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.batch_size = batch_size
         self.in_flight = in_flight
+        self.query_cache = (None if query_cache is None
+                            else QueryEmbeddingCache(embedder, query_cache, query_cache_ttl_s))
+
+    async def model_changed(self, name: str) -> None:
+        """A model was loaded or unloaded (``ModelAdmin``): if it is the encoder, cached query
+        embeddings are no longer trusted to match the version that now serves."""
+        if self.query_cache is not None and name == self.embedder.model.name:
+            self.query_cache.invalidate()
+
+    async def _embed_query(self, query: str) -> tuple[np.ndarray, ModelRef]:
+        if self.query_cache is not None:
+            return await self.query_cache.embed(query)
+        vector = (await self.embedder.embed([query]))[0]
+        return vector, self.embedder.model
 
     def _collection(self, collection: str | None) -> str:
         if not collection:
@@ -111,9 +139,9 @@ class SemanticSearchService:
         """
         validate_search(query, top_k, filters)
         name = self._collection(collection)
-        vector = (await self.embedder.embed([query]))[0]
+        vector, model = await self._embed_query(query)
         hits = await asyncio.to_thread(self.store.search, vector, top_k, filters, name)
-        return SearchResult(hits, self.embedder.model, name)
+        return SearchResult(hits, model, name)
 
     async def search_many(
         self,
@@ -136,10 +164,10 @@ class SemanticSearchService:
         if violations:
             raise InvalidArgumentError(violations[0].field, violations[0].description, *violations[1:])
         name = self._collection(collection)
-        vector = (await self.embedder.embed([query]))[0]
+        vector, model = await self._embed_query(query)
         results = await asyncio.gather(*(asyncio.to_thread(self.store.search, vector, top_k, f, name)
                                          for f in filters))
-        return list(results), self.embedder.model
+        return list(results), model
 
     async def delete_documents(self, ids: Sequence[str], collection: str | None = None) -> int:
         """Delete documents by id; unknown ids are ignored. Returns the number deleted.
