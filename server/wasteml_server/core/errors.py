@@ -26,6 +26,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 
+#: Most characters of caller input an error message quotes (see :func:`shown`).
+SHOWN_CHARS = 64
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """Caller input quoted for an error message, in bounded form.
+
+    ``repr`` of the value cut to ``limit`` characters of the original, with its full length
+    noted when cut; so an error that echoes a 20 KB id stays small (gRPC's default metadata
+    limit is 16 KiB, and an oversized status would change the code the caller sees).
+
+    Examples: ``shown("O'Brien")`` -> ``"O'Brien"`` (repr quoting); ``shown("x" * 5000)``
+    -> ``'xxx…x'… (5000 chars)``.
+    """
+    if isinstance(value, str | bytes) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value)} {'chars' if isinstance(value, str) else 'bytes'})"
+    text = repr(value)
+    return text if len(text) <= limit + 2 else f"{text[:limit]}… ({len(text)} chars)"
+
+
 @dataclass(frozen=True)
 class FieldViolation:
     """One bad field of a request, as ``google.rpc.BadRequest.FieldViolation``.
