@@ -9,20 +9,30 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 from prometheus_client import REGISTRY
-from wasteml_testing import ENCODER_ONNX, bad_request, server_settings
+from wasteml_testing import DATA_DIR, ENCODER_ONNX, bad_request, server_settings
 
 from wasteml.client import WastemlClient
-from wasteml.v1 import admin_pb2, admin_pb2_grpc, forecasting_pb2, search_pb2
+from wasteml.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    forecasting_pb2,
+    routing_pb2,
+    routing_pb2_grpc,
+    search_pb2,
+)
 from wasteml_models.tokenizer import TextTokenizer
 from wasteml_server.adapters.storage import ModelRegistry
 from wasteml_server.admin.service import ModelAdmin
 from wasteml_server.app import ADMIN
+from wasteml_server.codecs.routing import problem_to_proto
 from wasteml_server.transport.server import ServiceBinding, create_server
 from wasteml_server.transport.servicers.admin import ModelAdminServicer
+from wasteml_tools.routing.instances import load_instance
 
 API_SERVICES = {
     "wasteml.v1.SemanticSearch",
@@ -194,3 +204,94 @@ def test_search_rejects_negative_top_k(client: WastemlClient) -> None:
         client.search_documents(search_pb2.SearchRequest(query="overflowing dumpster", top_k=-1))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "top_k" in [v.field for v in bad_request(info.value).field_violations]
+
+
+# --- transport hardening (issue 12): floods, undecodable bytes, bounded statuses ------------
+
+def _first_or_code(call) -> grpc.StatusCode | None:
+    """None when a server stream delivered its first message (it stays open), else its code."""
+    try:
+        next(call)
+    except grpc.RpcError as err:
+        return err.code()
+    return None
+
+
+def test_a_health_watch_flood_cannot_lock_the_api_out(client: WastemlClient) -> None:
+    """Finding 3: 300 Health/Watch streams without a token from one client. Beyond the
+    per-peer cap (16) they are refused with RESOURCE_EXHAUSTED, and Health/Check and an API
+    call (ListModels) still answer OK within 2 s (milliseconds when the box is quiet)."""
+    channel = grpc.insecure_channel(client.address)
+    calls = []
+    try:
+        watch = health_pb2_grpc.HealthStub(channel).Watch
+        calls = [watch(health_pb2.HealthCheckRequest(), timeout=60) for _ in range(300)]
+        codes = [_first_or_code(c) for c in calls]
+        # (the session's server is shared: a stream of another test would take one of the 16)
+        assert 1 <= codes.count(None) <= 16
+        assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 300 - codes.count(None)
+        start = time.monotonic()
+        assert client.health_status("", timeout_s=5) == "SERVING"
+        assert any(m.name == "text_encoder" for m in client.list_models(timeout_s=10).models)
+        assert time.monotonic() - start < 2.0
+    finally:
+        for call in calls:
+            call.cancel()
+        channel.close()
+
+
+def test_a_watchjob_flood_leaves_getjob_and_health_served(client: WastemlClient) -> None:
+    """Finding 11: 270 WatchJob streams on a running job from one client. 32 (the per-peer
+    cap of streaming calls) stay open, the rest get OUR RESOURCE_EXHAUSTED (naming the cap);
+    GetJob and Health/Check answer OK meanwhile."""
+    problem = problem_to_proto(load_instance(DATA_DIR / "vrp", "R101").problem)
+    options = routing_pb2.SolveOptions()
+    options.time_limit.FromSeconds(30)
+    job = client.routing.SubmitJob(routing_pb2.SubmitJobRequest(problem=problem, options=options), timeout=60).job
+    channel = grpc.insecure_channel(client.address)
+    calls = []
+    try:
+        stub = routing_pb2_grpc.RouteOptimizerStub(channel)
+        calls = [stub.WatchJob(routing_pb2.WatchJobRequest(job_id=job.job_id), timeout=60) for _ in range(270)]
+        refused = []
+        for call in calls:
+            try:
+                next(call)
+            except grpc.RpcError as err:
+                refused.append(err)
+        assert 270 - 32 <= len(refused) < 270  # at most 32 open (the shared server may hold others)
+        assert {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert "at most 32 concurrent streaming API calls per client address" in (refused[0].details() or "")
+        start = time.monotonic()
+        assert client.health_status("", timeout_s=5) == "SERVING"
+        got = client.routing.GetJob(routing_pb2.GetJobRequest(job_id=job.job_id), timeout=10).job
+        assert got.job_id == job.job_id
+        assert time.monotonic() - start < 2.0
+    finally:
+        for call in calls:
+            call.cancel()
+        channel.close()
+        client.routing.CancelJob(routing_pb2.CancelJobRequest(job_id=job.job_id), timeout=30)
+
+
+def test_undecodable_request_bytes_are_invalid_argument(client: WastemlClient) -> None:
+    """Finding 10: bytes that are no GetModelRequest get INVALID_ARGUMENT naming the message
+    (grpc alone answers UNKNOWN)."""
+    channel = grpc.insecure_channel(client.address)
+    try:
+        raw = channel.unary_unary("/wasteml.v1.ModelAdmin/GetModel")
+        with pytest.raises(grpc.RpcError) as info:
+            raw(b"\xff", timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == "request: not a valid wasteml.v1.GetModelRequest (1 bytes)"
+    finally:
+        channel.close()
+
+
+def test_a_20kb_model_name_keeps_its_error_code(client: WastemlClient) -> None:
+    """Finding 10: GetModel of a 20 KB name answers NOT_FOUND or INVALID_ARGUMENT, never the
+    RESOURCE_EXHAUSTED of an oversized status, and the message stays small."""
+    with pytest.raises(grpc.RpcError) as info:
+        client.admin.GetModel(admin_pb2.GetModelRequest(name="m" * 20_000), timeout=30)
+    assert info.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    assert len((info.value.details() or "").encode()) <= 1024

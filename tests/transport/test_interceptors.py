@@ -15,20 +15,25 @@ from wasteml.v1 import routing_pb2
 from wasteml_server.core.calls import NO_CALL, current_method
 from wasteml_server.core.deadlines import remaining_s
 from wasteml_server.core.errors import (
+    FieldViolation,
     InternalError,
     InvalidArgumentError,
+    ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
 )
 from wasteml_server.transport.interceptors import (
+    AdmissionInterceptor,
     AuthInterceptor,
     CallInfo,
     CallTracker,
     DeadlineInterceptor,
-    DrainInterceptor,
     ErrorInterceptor,
+    StreamLimiter,
     ValidationInterceptor,
+    peer_address,
 )
+from wasteml_server.transport.status import bounded
 
 UNARY = CallInfo("wasteml.v1.RouteOptimizer", "Solve", False, False)
 STREAM = CallInfo("wasteml.v1.CollectionPlanner", "PlanDay", False, True)
@@ -184,7 +189,7 @@ async def test_undefined_enum_values_are_refused_by_field() -> None:
 async def test_draining_refuses_new_calls_and_waits_for_running_ones() -> None:
     """While draining, new API calls are UNAVAILABLE; drain returns once running calls end."""
     tracker = CallTracker()
-    interceptor = DrainInterceptor(tracker)
+    interceptor = AdmissionInterceptor(tracker)
     release = asyncio.Event()
 
     async def held(request, context):
@@ -198,3 +203,69 @@ async def test_draining_refuses_new_calls_and_waits_for_running_ones() -> None:
         await interceptor.around(UNARY, None, FakeContext(), held)
     release.set()
     assert await draining and await running is None
+
+
+def test_stream_limiter_caps_per_peer_and_in_total_and_frees_on_leave() -> None:
+    """Per-address and total caps refuse with RESOURCE_EXHAUSTED naming the cap; leave frees."""
+    limiter = StreamLimiter("streams", max_total=3, max_per_peer=2)
+    limiter.enter("ipv4:10.0.0.1")
+    limiter.enter("ipv4:10.0.0.1")
+    with pytest.raises(ResourceExhaustedError, match="at most 2 concurrent streams per client address"):
+        limiter.enter("ipv4:10.0.0.1")
+    limiter.enter("ipv4:10.0.0.2")
+    with pytest.raises(ResourceExhaustedError, match="at most 3 concurrent streams on this server"):
+        limiter.enter("ipv4:10.0.0.3")
+    limiter.leave("ipv4:10.0.0.1")
+    limiter.enter("ipv4:10.0.0.3")
+    assert limiter.in_flight == 3 and limiter.open_for("ipv4:10.0.0.1") == 1
+
+
+def test_peer_address_drops_the_port_only() -> None:
+    """Connections of one host share a key; ports differ per connection."""
+    assert peer_address("ipv4:127.0.0.1:51234") == "ipv4:127.0.0.1"
+    assert peer_address("ipv6:[::1]:51234") == "ipv6:[::1]"
+    assert peer_address("unix:/run/wasteml.sock") == "unix:/run/wasteml.sock"
+
+
+async def test_the_api_limit_refuses_beyond_max_in_flight_and_releases() -> None:
+    """CallTracker(max_in_flight=1): a second API call is RESOURCE_EXHAUSTED stating the
+    limit; health is not counted; the slot is free again after the first call ends."""
+    tracker = CallTracker(max_in_flight=1)
+    interceptor = AdmissionInterceptor(tracker)
+    release = asyncio.Event()
+
+    async def held(request, context):
+        await release.wait()
+
+    running = asyncio.ensure_future(interceptor.around(UNARY, None, FakeContext(), held))
+    await asyncio.sleep(0.01)
+    with pytest.raises(ResourceExhaustedError, match="at most 1 API calls in flight"):
+        await interceptor.around(UNARY, None, FakeContext(), held)
+    health = asyncio.ensure_future(interceptor.around(HEALTH, None, FakeContext(), held))
+    await asyncio.sleep(0.01)
+    assert tracker.in_flight == 1 and not health.done()
+    release.set()
+    await asyncio.gather(running, health)
+    assert tracker.in_flight == 0
+
+
+def test_bounded_cuts_on_utf8_bytes_and_says_so() -> None:
+    """bounded() keeps text within its byte limit (multi-byte safe) and notes the length."""
+    assert bounded("short", 64) == "short"
+    cut = bounded("é" * 5000, 100)
+    assert len(cut.encode()) <= 100 and cut.endswith("(5000 chars)")
+
+
+async def test_a_status_holding_huge_violations_is_bounded() -> None:
+    """An INVALID_ARGUMENT with 100 violations of 20 KB each sends a status under 3 KiB whose
+    first violation keeps its field and the last kept says how many were left out."""
+    many = [FieldViolation(f"stops[{i}].id", "x" * 20_000) for i in range(100)]
+    error = InvalidArgumentError("stops[0].id" + "y" * 20_000, "z" * 20_000, *many)
+    _, ctx = await _run(ErrorInterceptor(), UNARY, _raising(error))
+    assert ctx.status.code == grpc.StatusCode.INVALID_ARGUMENT
+    proto = status_pb2.Status.FromString(dict(ctx.status.trailing_metadata)["grpc-status-details-bin"])
+    assert proto.ByteSize() <= 3 * 1024 and len(ctx.status.details.encode()) <= 1024
+    bad = error_details_pb2.BadRequest()
+    assert proto.details[0].Unpack(bad)
+    assert bad.field_violations[0].field.startswith("stops[0].idyyy")
+    assert "more violations left out" in bad.field_violations[-1].description

@@ -40,6 +40,13 @@ INFERENCE_LATENCY = Histogram(
     ["model"],
     buckets=LATENCY_BUCKETS_S,
 )
+#: Calls refused by admission control (``transport.interceptors.AdmissionInterceptor``).
+GRPC_REFUSED = Counter(
+    "wasteml_grpc_refused",
+    "gRPC calls refused by the server's admission limits (RESOURCE_EXHAUSTED, or UNAVAILABLE "
+    "while draining), by limit.",
+    ["limit"],
+)
 SOLVER_QUEUE_DEPTH = Gauge(
     "wasteml_solver_queue_depth",
     "Solver jobs waiting for a worker.",

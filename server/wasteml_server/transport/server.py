@@ -1,5 +1,5 @@
 """The gRPC server factory: interceptors, health (per service and overall), reflection,
-bounded messages, keepalive, and graceful shutdown.
+bounded messages, keepalive, connection limits, and graceful shutdown.
 
 ``create_server`` binds and starts a ``grpc.aio`` server and returns it with the bound port
 (port 0 picks a free one, as tests do). Health starts NOT_SERVING for every service and a
@@ -7,11 +7,18 @@ bounded messages, keepalive, and graceful shutdown.
 its check (e.g. the local Triton is ready). Shutdown follows the order used by Ray Serve and
 vLLM: health NOT_SERVING -> refuse new calls (UNAVAILABLE) -> let in-flight calls finish within
 ``Settings.shutdown_grace_s`` -> stop the gRPC server -> close back-ends.
+
+Admission: grpc's own ``maximum_concurrent_rpcs`` is not used (it counts health and reflection
+calls too, so 256 unauthenticated Health/Watch streams locked every caller out); the
+interceptors' ``AdmissionInterceptor`` counts API calls only, and caps streams in their own
+pools (see ``transport.interceptors``). Reflection is served on loopback binds only unless
+``Settings.reflection`` says otherwise (``reflection_enabled``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -24,7 +31,7 @@ from grpc_reflection.v1alpha import reflection
 
 from wasteml_server.core import metrics
 from wasteml_server.core.settings import Settings
-from wasteml_server.transport.interceptors import CallTracker, default_interceptors
+from wasteml_server.transport.interceptors import CallTracker, StreamLimiter, default_interceptors
 
 logger = logging.getLogger("wasteml.server")
 
@@ -190,28 +197,63 @@ class Server:
         """SIGTERM and SIGINT start the graceful shutdown (main thread, Unix only)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda s=sig: self._on_signal(s))
+            loop.add_signal_handler(sig, self._on_signal, sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         logger.info("received %s", sig.name)
         asyncio.get_running_loop().create_task(self.stop())
 
 
-def server_options(settings: Settings) -> list[tuple[str, int]]:
-    """Channel arguments: bounded message sizes and keepalive, from settings.
+def _ms(seconds: float) -> int:
+    """Seconds as the int milliseconds of a channel argument (capped at INT_MAX = unlimited)."""
+    return min(int(seconds * 1000), 2**31 - 1)
 
-    See https://github.com/grpc/grpc/blob/master/doc/keepalive.md for the keepalive knobs.
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Channel arguments: bounded message sizes, keepalive and its enforcement, connection
+    idle/age limits and the handshake timeout, from settings.
+
+    Names are grpc-core's (``include/grpc/impl/channel_arg_names.h``); see
+    https://github.com/grpc/grpc/blob/master/doc/keepalive.md for the keepalive knobs.
+    ``grpc.http2.max_pings_without_data`` = 0 lets the *server's* keepalive pings continue
+    on a connection whose streams send nothing (a Health/Watch), so a dead client's streams
+    are found and released; it does not limit clients (``max_ping_strikes`` does).
     """
     return [
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.keepalive_time_ms", int(settings.keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", _ms(settings.keepalive_time_s)),
+        ("grpc.keepalive_timeout_ms", _ms(settings.keepalive_timeout_s)),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(settings.keepalive_min_ping_interval_s)),
+        ("grpc.http2.max_ping_strikes", settings.keepalive_max_ping_strikes),
         ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_connection_idle_ms", _ms(settings.max_connection_idle_s)),
+        ("grpc.max_connection_age_ms", _ms(settings.max_connection_age_s)),
+        ("grpc.max_connection_age_grace_ms", _ms(settings.max_connection_age_grace_s)),
+        ("grpc.server_handshake_timeout_ms", _ms(settings.handshake_timeout_s)),
         ("grpc.so_reuseport", 0),
     ]
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names a loopback interface only (``127.0.0.0/8``, ``::1``, ``localhost``);
+    False for wildcard binds (``0.0.0.0``, ``::``, ``[::]``) and any other name or address."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def reflection_enabled(settings: Settings) -> bool:
+    """Whether to serve gRPC reflection: ``Settings.reflection`` when set, else only when the
+    server binds a loopback address (reflection tells anyone who can connect every method)."""
+    if settings.reflection is not None:
+        return settings.reflection
+    return is_loopback(settings.host)
 
 
 async def create_server(
@@ -238,23 +280,29 @@ async def create_server(
     Raises:
         RuntimeError: the address could not be bound.
     """
-    tracker = CallTracker()
+    tracker = CallTracker(settings.max_concurrent_rpcs)
     grpc_server = grpc.aio.server(
         interceptors=default_interceptors(
             auth_token=settings.auth_token,
             default_deadline_s=settings.default_deadline_s,
             max_deadline_s=settings.max_deadline_s,
             tracker=tracker,
+            api_streams=StreamLimiter("streaming API calls", settings.max_concurrent_streams,
+                                      settings.max_streams_per_peer),
+            health_streams=StreamLimiter("Health/Watch and reflection streams", settings.max_health_streams,
+                                         settings.max_health_streams_per_peer),
+            max_health_request_bytes=settings.max_health_request_bytes,
         ),
         options=server_options(settings),
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        # no maximum_concurrent_rpcs: it would count health and reflection calls too
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, grpc_server)
     for binding in services:
         binding.register(grpc_server)
-    names = [b.name for b in services] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
-    reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], grpc_server)
+    if reflection_enabled(settings):
+        names = [b.name for b in services] + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
+        reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], grpc_server)
 
     for binding in services:
         await health.set(binding.name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -274,6 +322,7 @@ async def create_server(
     )
     await monitor.poll_once()
     monitor.start()
-    logger.info("gRPC server listening on %s:%d (%d services)", settings.host, port, len(services))
+    logger.info("gRPC server listening on %s:%d (%d services, reflection %s)", settings.host, port,
+                len(services), "on" if reflection_enabled(settings) else "off")
     server = Server(grpc_server, port, health, monitor, settings.shutdown_grace_s, list(on_close), tracker)
     return server, port

@@ -1,7 +1,13 @@
-"""CollectionPlanner servicer: decode, run ``planning.planner``, encode (``codecs.planning``)."""
+"""CollectionPlanner servicer: decode, run ``planning.planner``, encode (``codecs.planning``).
+
+Decoding the request (its sizes checked against the planner's limits first) and encoding the
+plan run in a worker thread (``asyncio.to_thread``), never on the event loop; the planner runs
+its own request-sized stages off the loop too.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import grpc
@@ -19,11 +25,12 @@ class CollectionPlannerServicer(planning_pb2_grpc.CollectionPlannerServicer):
         self._planner = planner
 
     async def PlanDay(self, request: planning_pb2.PlanDayRequest, context: grpc.aio.ServicerContext):
+        day = await asyncio.to_thread(request_from_proto, request, self._planner.limits)
         # aclosing: a call that ends early (cancelled, deadline) closes the planner at once,
         # which cancels its solve and persists nothing
-        async with contextlib.aclosing(self._planner.plan_day(request_from_proto(request))) as items:
+        async with contextlib.aclosing(self._planner.plan_day(day)) as items:
             async for item in items:
                 if isinstance(item, StageProgress):
                     yield progress_to_proto(item)
                 else:
-                    yield planning_pb2.PlanDayResponse(plan=plan_to_proto(item))
+                    yield planning_pb2.PlanDayResponse(plan=await asyncio.to_thread(plan_to_proto, item))

@@ -2,9 +2,16 @@
 
 Jobs store their ``SubmitJobRequest`` (deterministic bytes) as the job's payload, so GetJob and
 WatchJob show the label and options of any job in the store, also after a restart.
+
+Request-sized work never runs on the event loop: decoding a problem (its sizes checked against
+the service's limits first, then its stops, matrices or haversine matrices), serialising the
+stored request and encoding solutions and stored jobs run in a worker thread
+(``asyncio.to_thread``), so health checks and other calls keep being answered meanwhile.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import grpc
 
@@ -17,16 +24,24 @@ from wasteml_server.codecs.routing import (
     watch_event_to_proto,
 )
 from wasteml_server.core.errors import under
+from wasteml_server.routing.limits import ProblemLimits
 from wasteml_server.routing.options import SolveOptions
 from wasteml_server.routing.problem import Problem
 from wasteml_server.routing.service import RoutingService
 
 
-def _inputs(request: routing_pb2.SolveRequest | routing_pb2.SubmitJobRequest) -> tuple[Problem, SolveOptions]:
-    with under("problem"):
-        problem = problem_from_proto(request.problem)
+def decode_inputs(request: routing_pb2.SolveRequest | routing_pb2.SubmitJobRequest,
+                  limits: ProblemLimits) -> tuple[Problem, SolveOptions]:
+    """The problem and options of a Solve/SubmitJob request (blocking: CPU work proportional to
+    the request; call it in a thread).
+
+    Raises:
+        InvalidArgumentError: under ``problem`` or ``options``.
+    """
     with under("options"):
         options = options_from_proto(request.options)
+    with under("problem"):
+        problem = problem_from_proto(request.problem, limits)
     return problem, options
 
 
@@ -37,22 +52,28 @@ class RouteOptimizerServicer(routing_pb2_grpc.RouteOptimizerServicer):
         self._service = service
 
     async def Solve(self, request: routing_pb2.SolveRequest, context: grpc.aio.ServicerContext):
-        solution = await self._service.solve(*_inputs(request))
-        return routing_pb2.SolveResponse(solution=solution_to_proto(solution))
+        problem, options = await asyncio.to_thread(decode_inputs, request, self._service.limits)
+        solution = await self._service.solve(problem, options)
+        return routing_pb2.SolveResponse(solution=await asyncio.to_thread(solution_to_proto, solution))
 
     async def SubmitJob(self, request: routing_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext):
-        problem, options = _inputs(request)
-        snap = await self._service.submit(problem, options,
-                                          request_bytes=request.SerializeToString(deterministic=True),
+        def decode() -> tuple[Problem, SolveOptions, bytes]:
+            problem, options = decode_inputs(request, self._service.limits)
+            return problem, options, request.SerializeToString(deterministic=True)
+
+        problem, options, request_bytes = await asyncio.to_thread(decode)
+        snap = await self._service.submit(problem, options, request_bytes=request_bytes,
                                           request_id=request.request_id)
-        return routing_pb2.SubmitJobResponse(job=job_to_proto(snap))
+        return routing_pb2.SubmitJobResponse(job=await asyncio.to_thread(job_to_proto, snap))
 
     async def GetJob(self, request: routing_pb2.GetJobRequest, context: grpc.aio.ServicerContext):
-        return routing_pb2.GetJobResponse(job=job_to_proto(await self._service.get(request.job_id)))
+        snap = await self._service.get(request.job_id)
+        return routing_pb2.GetJobResponse(job=await asyncio.to_thread(job_to_proto, snap))
 
     async def WatchJob(self, request: routing_pb2.WatchJobRequest, context: grpc.aio.ServicerContext):
         async for snap in self._service.watch(request.job_id):
-            yield watch_event_to_proto(snap)
+            yield await asyncio.to_thread(watch_event_to_proto, snap)
 
     async def CancelJob(self, request: routing_pb2.CancelJobRequest, context: grpc.aio.ServicerContext):
-        return routing_pb2.CancelJobResponse(job=job_to_proto(await self._service.cancel(request.job_id)))
+        snap = await self._service.cancel(request.job_id)
+        return routing_pb2.CancelJobResponse(job=await asyncio.to_thread(job_to_proto, snap))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -10,12 +11,12 @@ import grpc
 from wasteml.v1 import search_pb2, search_pb2_grpc
 from wasteml_server.codecs.common import model_ref_from_proto, model_ref_to_proto
 from wasteml_server.codecs.search import (
-    document_from_proto,
+    documents_from_proto,
     filters_from_proto,
     hit_to_proto,
     stats_to_proto,
 )
-from wasteml_server.core.errors import InvalidArgumentError, under
+from wasteml_server.core.errors import InvalidArgumentError, shown, under
 from wasteml_server.search.documents import Document
 from wasteml_server.search.encoder import TextEncoder
 from wasteml_server.search.service import SemanticSearchService
@@ -38,7 +39,7 @@ class SemanticSearchServicer(search_pb2_grpc.SemanticSearchServicer):
             model = model_ref_from_proto(request.model)
         if model.name and model.name != self._encoder.model:
             raise InvalidArgumentError(
-                "model.name", f"unknown encoder {model.name!r}; this server serves {self._encoder.model!r}")
+                "model.name", f"unknown encoder {shown(model.name)}; this server serves {self._encoder.model!r}")
         result = await self._encoder.embed(list(request.texts), version=model.version)
         return search_pb2.EmbedResponse(
             embeddings=[
@@ -57,36 +58,40 @@ class SemanticSearchServicer(search_pb2_grpc.SemanticSearchServicer):
                                          model=model_ref_to_proto(result.model), collection=result.collection)
 
     async def IndexDocuments(self, request_iterator, context: grpc.aio.ServicerContext):
-        collections: set[str] = set()
-
-        async def documents() -> AsyncIterator[Document]:
-            n = 0
-            async for message in request_iterator:
-                collections.add(message.collection)
-                if len(collections) > 1:
-                    raise InvalidArgumentError("collection", "all messages of a stream must name the same collection")
-                for doc in message.documents:
-                    with under(f"documents[{n}]"):
-                        decoded = document_from_proto(doc)
-                    yield decoded
-                    n += 1
-
-        stream = documents()
-        first = await anext(stream, None)
+        """Read the whole stream (documents decoded off the event loop, named ``documents[n]``
+        by stream position), then index it all or nothing (``SemanticSearchService.index_documents``)."""
+        messages = aiter(request_iterator)
+        first = await anext(messages, None)
         if first is None:
             raise InvalidArgumentError("documents", "the stream carried no documents")
+        collection = first.collection
+        limit = self._search.limits.max_stream_documents
 
-        async def all_documents() -> AsyncIterator[Document]:
-            yield first
-            async for doc in stream:
-                yield doc
+        async def documents(message: search_pb2.IndexDocumentsRequest | None) -> AsyncIterator[Document]:
+            n = 0
+            while message is not None:
+                if message.collection != collection:
+                    raise InvalidArgumentError("collection", "all messages of a stream must name the same collection")
+                count = len(message.documents)
+                if n + count > limit:  # refused before the message's documents are decoded
+                    raise InvalidArgumentError(
+                        "documents", f"at most {limit} documents per IndexDocuments stream (setting "
+                        f"search_max_stream_documents), got {n + count} so far; split the stream; "
+                        "nothing was stored")
+                if count:
+                    for doc in await asyncio.to_thread(documents_from_proto, message.documents, n):
+                        yield doc
+                n += count
+                message = await anext(messages, None)
 
-        collection = next(iter(collections)) or None
-        report = await self._search.index_documents(all_documents(), collection)
-        stats = await self._search.stats(collection)
+        stream = documents(first)
+        del first  # each message is dropped once its documents are decoded
+        report = await self._search.index_documents(stream, collection or None)
         return search_pb2.IndexDocumentsResponse(
-            collection=stats.collection, documents_received=report.received,
-            documents_upserted=report.upserted, collection_size=stats.document_count,
+            collection=collection or self._search.store.default_collection,
+            documents_received=report.received,
+            documents_upserted=report.upserted,
+            collection_size=report.collection_size or 0,
             model=model_ref_to_proto(report.model),
         )
 
