@@ -156,7 +156,7 @@ class TextTokenizer:
         if version is not None:
             return cls.from_file(model_dir / str(version) / TOKENIZER_FILE)
         versions = sorted(
-            (int(p.name) for p in model_dir.glob("[0-9]*") if p.name.isdigit()), reverse=True
+            (int(p.name) for p in model_dir.glob("[0-9]*") if p.name.isascii() and p.name.isdigit()), reverse=True
         )
         for v in versions:
             candidate = model_dir / str(v) / TOKENIZER_FILE

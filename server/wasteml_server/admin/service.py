@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from wasteml_server.admin.registry import RegisteredModel, RegistryReader
-from wasteml_server.core.common import ModelRef
-from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
+from wasteml_server.core.common import MAX_MODEL_NAME_CHARS, ModelRef, version_number
+from wasteml_server.core.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    shown,
+)
 from wasteml_server.core.inference import ModelControl, ModelVersionState
 
 #: Triton's model-config data types (``TYPE_FP32``) -> KServe v2 datatypes (``FP32``).
@@ -30,6 +35,9 @@ _KSERVE_DATATYPE = {
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+_MAX_TOKEN_DIGITS = 18
+"""Longest page token, digits (an offset into the registry rows; tokens this server returns are
+row offsets, far below 10**18)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ class ModelInfo:
     @property
     def ready_versions(self) -> list[int]:
         """Numbers of the READY versions, ascending."""
-        return sorted(int(v.version) for v in self.versions if v.state == "READY" and v.version.isdigit())
+        return sorted(n for v in self.versions
+                      if v.state == "READY" and (n := version_number(v.version)) is not None)
 
 
 def _tensors(specs: list[dict[str, Any]], batched: bool) -> tuple[TensorInfo, ...]:
@@ -96,7 +105,9 @@ class ModelAdmin:
         registry: the model registry.
         refresh: awaited with the model name before every load, e.g.
             ``LocalTriton.refresh_model``: re-renders the local CPU repository so that versions
-            trained since start are seen (None: Triton reads the production repository itself).
+            trained since start are seen, and returns the version numbers the model server's
+            repository now holds for that model (None when it cannot tell; None as ``refresh``:
+            Triton reads the production repository itself).
         on_change: awaited with the model name after every load or unload that reached the
             model server, whether it succeeded or not (e.g. the search service forgets cached
             query embeddings when the encoder changes).
@@ -106,7 +117,7 @@ class ModelAdmin:
         self,
         triton: ModelControl,
         registry: RegistryReader,
-        refresh: Callable[[str], Awaitable[None]] | None = None,
+        refresh: Callable[[str], Awaitable[Sequence[int] | None]] | None = None,
         on_change: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._triton = triton
@@ -133,32 +144,37 @@ class ModelAdmin:
         """One model by name.
 
         Raises:
-            InvalidArgumentError: empty name.
+            InvalidArgumentError: a malformed name (``ModelRef.parse_name``; field ``name``).
             NotFoundError: the repository has no such model.
         """
-        if not name:
-            raise InvalidArgumentError("name", "a model name is required")
+        name = ModelRef.parse_name(name, "name")
         index = await self._triton.repository_index()
         if not any(row.name == name for row in index):
-            raise NotFoundError(f"model {name!r} is not in the Triton model repository")
+            raise NotFoundError(f"model {_q(name)} is not in the Triton model repository")
         return await self._model_info(name, index)
 
     async def load(self, name: str, version: str = "") -> ModelInfo:
         """Load ``name`` (all versions by its policy) or add one version to those loaded.
 
         The repository is refreshed first (``refresh``), so a version trained since the
-        server started is loaded too (the config's ``version_policy`` decides which).
+        server started is loaded too (the config's ``version_policy`` decides which). A version
+        the refreshed repository does not hold is refused before the model server is asked; and
+        a load never reports success unless the asked version is READY afterwards.
 
         Raises:
-            InvalidArgumentError: empty name or a version that is not a positive integer.
-            NotFoundError: unknown model or version.
+            InvalidArgumentError: a malformed name or version (``ModelRef.parse_name`` /
+                ``parse_version``; fields ``name``, ``version``).
+            NotFoundError: unknown model, or a version the repository does not hold.
+            FailedPreconditionError: the version is in the repository but did not load (the
+                model server's reason is in the message).
         """
+        name = ModelRef.parse_name(name, "name")
         wanted = ModelRef.parse_version(version, "version")
-        if not name:
-            raise InvalidArgumentError("name", "a model name is required")
-        if self._refresh is not None:
-            await self._refresh(name)
+        on_disk = await self._refresh(name) if self._refresh is not None else None
         model = await self.get_model(name)
+        if wanted is not None and on_disk is not None and wanted not in on_disk:
+            raise NotFoundError(f"model {_q(name)} has no version {wanted} in the model repository "
+                                f"(versions: {', '.join(map(str, on_disk)) or 'none'})")
         try:
             if wanted is None:
                 await self._triton.load_model(name)
@@ -166,19 +182,29 @@ class ModelAdmin:
                 await self._triton.load_model(name, sorted({*model.ready_versions, wanted}))
         finally:
             await self._changed(name)
-        return await self.get_model(name)
+        model = await self.get_model(name)
+        if wanted is not None and wanted not in model.ready_versions:
+            status = next((v for v in model.versions if version_number(v.version) == wanted), None)
+            if status is None:
+                raise NotFoundError(f"model {_q(name)} has no version {wanted} on the model server "
+                                    f"(ready: {', '.join(map(str, model.ready_versions)) or 'none'})")
+            raise FailedPreconditionError(
+                f"version {wanted} of model {_q(name)} did not load: {status.state or 'not loaded'}"
+                f"{': ' + status.reason[:500] if status.reason else ''}")
+        return model
 
     async def unload(self, name: str, version: str = "") -> ModelInfo:
         """Unload the whole model, or one version while the others stay loaded.
 
         Raises:
-            InvalidArgumentError: empty name or a version that is not a positive integer.
+            InvalidArgumentError: a malformed name or version (fields ``name``, ``version``).
             NotFoundError: unknown model, or the version is not loaded.
         """
+        name = ModelRef.parse_name(name, "name")
         wanted = ModelRef.parse_version(version, "version")
         model = await self.get_model(name)
         if wanted is not None and wanted not in model.ready_versions:
-            raise NotFoundError(f"version {wanted} of model {name!r} is not loaded")
+            raise NotFoundError(f"version {wanted} of model {_q(name)} is not loaded")
         try:
             if wanted is None:
                 await self._triton.unload_model(name)
@@ -196,26 +222,31 @@ class ModelAdmin:
         """Registry rows, newest first, one page at a time.
 
         Args:
-            name: only this model ("" for all).
+            name: only this model ("" for all; else a well-formed model name).
             kind: only this artefact kind ("" for all).
             page_size: rows per page, 0 -> 100, at most 1000.
-            page_token: "" for the first page, else the token a previous page returned.
+            page_token: "" for the first page, else the token a previous page returned (an
+                offset: ASCII digits, at most 18, below the number of rows).
 
         Returns:
             ``(rows, next_page_token)``; the token is "" on the last page.
 
         Raises:
-            InvalidArgumentError: page_size outside 0..1000 or a malformed page token.
+            InvalidArgumentError: page_size outside 0..1000, a malformed name, or a page token
+                this server did not return (fields ``page_size``, ``name``, ``page_token``).
         """
         if not 0 <= page_size <= MAX_PAGE_SIZE:
             raise InvalidArgumentError("page_size", f"must be in 0..{MAX_PAGE_SIZE}, got {page_size}")
         size = page_size or DEFAULT_PAGE_SIZE
-        if page_token and not page_token.isdigit():
-            raise InvalidArgumentError("page_token", "not a token returned by this server")
-        offset = int(page_token or 0)
+        if name:
+            ModelRef.parse_name(name, "name")
+        offset = _page_offset(page_token)
         rows = await asyncio.to_thread(self._registry.list, name or None)
         if kind:
             rows = [r for r in rows if r.kind == kind]
+        if offset and offset >= len(rows):
+            raise InvalidArgumentError("page_token", f"points past the last of the {len(rows)} "
+                                       "entries; start again with an empty token")
         rows.sort(key=lambda r: (r.created_at, r.name, r.version), reverse=True)
         page = rows[offset : offset + size]
         next_token = str(offset + size) if offset + size < len(rows) else ""
@@ -244,3 +275,22 @@ class ModelAdmin:
             inputs=_tensors(config.get("input", []), batched),
             outputs=_tensors(config.get("output", []), batched),
         )
+
+
+def _q(name: str) -> str:
+    """A (validated) model name quoted for a message, bounded."""
+    return shown(name, MAX_MODEL_NAME_CHARS)
+
+
+def _page_offset(token: str) -> int:
+    """The row offset a page token stands for (0 for "").
+
+    Raises:
+        InvalidArgumentError: not 1..``_MAX_TOKEN_DIGITS`` ASCII digits (field ``page_token``).
+    """
+    if not token:
+        return 0
+    if len(token) > _MAX_TOKEN_DIGITS or not (token.isascii() and token.isdigit()):
+        raise InvalidArgumentError("page_token", "not a token returned by this server (at most "
+                                   f"{_MAX_TOKEN_DIGITS} ASCII digits), got {shown(token)}")
+    return int(token)

@@ -8,6 +8,7 @@ domain's (version "" = latest). The domain validates the values and names the fi
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.forecasting.demand import DemandForecast, ModelFamily, SeriesGrain
 from wasteml_server.forecasting.explain import Contribution
 from wasteml_server.forecasting.fill_level import BinReadings, FillPrediction
+from wasteml_server.forecasting.service import ForecastLimits
 
 GRAIN_FROM_PROTO: dict[int, SeriesGrain] = {
     forecasting_pb2.SERIES_GRAIN_SERVICE_LINE_DAILY: SeriesGrain.SERVICE_LINE_DAILY,
@@ -47,11 +49,13 @@ def bin_from_proto(b: forecasting_pb2.BinFillInput) -> BinReadings:
     """``BinFillInput`` -> ``BinReadings`` (Unix seconds, fill fractions).
 
     Raises:
-        InvalidArgumentError: a reading without a time, a missing target time, or a negative
-            capacity; the rest is validated by the domain.
+        InvalidArgumentError: a reading without a time, a missing target time, a Timestamp out
+            of range, or a capacity that is negative, NaN or infinite; the rest is validated by
+            the domain.
     """
-    if b.capacity_l < 0 or np.isnan(b.capacity_l):
-        raise InvalidArgumentError("capacity_l", "must be > 0 litres (or unset)")
+    if not (0.0 <= b.capacity_l < math.inf):  # NaN fails too
+        raise InvalidArgumentError("capacity_l", f"must be > 0 litres and finite, or 0 (not "
+                                   f"given), got {b.capacity_l}")
     for j, r in enumerate(b.recent_readings):
         if not r.HasField("time"):
             raise InvalidArgumentError(f"recent_readings[{j}].time", "is required")
@@ -68,11 +72,28 @@ def bin_from_proto(b: forecasting_pb2.BinFillInput) -> BinReadings:
     )
 
 
-def fill_request_from_proto(request: forecasting_pb2.PredictFillLevelRequest) -> tuple[list[BinReadings], ModelRef]:
-    """``PredictFillLevelRequest`` -> the bins and the requested model."""
-    bins = each(request.bins, "bins", bin_from_proto)
+def fill_request_from_proto(request: forecasting_pb2.PredictFillLevelRequest,
+                            limits: ForecastLimits | None = None) -> tuple[list[BinReadings], ModelRef]:
+    """``PredictFillLevelRequest`` -> the bins and the requested model.
+
+    The counts are checked against ``limits`` (default ``ForecastLimits()``) before any bin is
+    decoded. Request-sized work: call it from a worker thread in the server.
+
+    Raises:
+        InvalidArgumentError: too many bins or readings, a too-long bin id (``ForecastLimits``),
+            a bad model reference (``model.version``), or a bad bin (``bins[i]...``).
+    """
+    limits = limits if limits is not None else ForecastLimits()
     with under("model"):
         model = model_ref_from_proto(request.model)
+    limits.check_bins(len(request.bins))
+    total = 0
+    for i, b in enumerate(request.bins):
+        n = len(b.recent_readings)
+        limits.check_bin(i, b.bin_id, n)
+        total += n
+    limits.check_total_readings(total)
+    bins = each(request.bins, "bins", bin_from_proto)
     return bins, model
 
 

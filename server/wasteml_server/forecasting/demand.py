@@ -30,7 +30,7 @@ import pandas as pd
 
 from wasteml_models import DEMAND_DAILY, DEMAND_ROUTE_WEEKLY
 from wasteml_server.core.common import ModelRef
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError, shown
 from wasteml_server.forecasting.austin import SeriesSet
 from wasteml_server.forecasting.features import DemandFeatureSpec, calendar_block, feature_rows
 from wasteml_server.forecasting.inference import InferFn
@@ -73,7 +73,7 @@ def model_family(value: str) -> ModelFamily:
         return ModelFamily(value)
     except ValueError:
         raise InvalidArgumentError(
-            "model_family", f"unknown family {value!r}; use one of {', '.join(ModelFamily)}"
+            "model_family", f"unknown family {shown(value)}; use one of {', '.join(ModelFamily)}"
         ) from None
 
 
@@ -403,7 +403,7 @@ class DemandForecaster:
                 Prophet family without a Prophet bundle (``quantiles``).
         """
         if series_id not in self.spec.series_ids:
-            raise InvalidArgumentError("series.id", f"unknown series {series_id!r} for model "
+            raise InvalidArgumentError("series.id", f"unknown series {shown(series_id)} for model "
                                        f"{self.model_name}")
         if not 1 <= horizon <= self.config.max_horizon:
             raise InvalidArgumentError("horizon", f"must be 1..{self.config.max_horizon} for "

@@ -80,6 +80,10 @@ STEP_FRACTION = 1.75 / SKIP_CAPACITY_READING
 MAX_HORIZON_DAYS = 14
 """Longest horizon trained and accepted, days."""
 
+MAX_FILL_RATE_PER_DAY = 1000.0
+"""Largest ``prior_fill_rate_per_day`` accepted (a bin filled a thousand times a day); larger
+values are no rate a bin has, and would overflow the model's float32 features."""
+
 FULL_FRACTION = 0.95
 """A predicted fill at or above this counts as full (time to full 0); the quantised reading
 below full is 0.75, so 0.95 means the model puts the skip at the top level."""
@@ -600,7 +604,8 @@ class FillLevelPredictor:
 
         Raises:
             InvalidArgumentError: empty batch, no readings, unsorted times, fractions outside
-                0..1 or NaN, a negative rate, or a target time out of range (fields
+                0..1 or NaN, a rate outside 0..``MAX_FILL_RATE_PER_DAY`` or NaN, a last emptying
+                after the last reading, or a target time out of range (fields
                 ``bins[i].recent_readings``, ``bins[i].target_time``, ...).
         """
         if not bins:
@@ -619,8 +624,10 @@ class FillLevelPredictor:
             if np.isnan(f).any() or f.min() < 0.0 or f.max() > 1.0:
                 raise InvalidArgumentError(field_r, "fill fractions must be within 0..1")
             rate = b.prior_fill_rate_per_day
-            if rate is not None and not (0.0 <= rate < np.inf):
-                raise InvalidArgumentError(f"bins[{i}].prior_fill_rate_per_day", "must be >= 0")
+            if rate is not None and not (0.0 <= rate <= MAX_FILL_RATE_PER_DAY):  # NaN fails too
+                raise InvalidArgumentError(f"bins[{i}].prior_fill_rate_per_day", "must be a "
+                                           f"fraction per day in 0..{MAX_FILL_RATE_PER_DAY:g}, "
+                                           f"got {rate}")
             h = (b.target_time_s - t[-1]) / 86400.0
             if not 0.0 <= h <= MAX_HORIZON_DAYS:
                 raise InvalidArgumentError(

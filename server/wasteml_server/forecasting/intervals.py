@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wasteml_server.core.errors import InvalidArgumentError, NotFoundError
+from wasteml_server.core.errors import InvalidArgumentError, NotFoundError, shown
 from wasteml_server.forecasting.features import DemandFeatureSpec, weekly_calendar
 
 logger = logging.getLogger(__name__)
@@ -169,10 +169,11 @@ class ProphetBundle:
         """The deserialised Prophet model of a series.
 
         Raises:
-            InvalidArgumentError: no model for ``series_id`` (field ``series_id``).
+            InvalidArgumentError: no model for ``series_id`` (field ``series.id``, as
+                ``ForecastDemandRequest`` names the series).
         """
         if series_id not in self._raw:
-            raise InvalidArgumentError("series_id", f"no interval model for {series_id!r}")
+            raise InvalidArgumentError("series.id", f"no interval model for {shown(series_id)}")
         with self._lock:
             if series_id not in self._models:
                 _quiet()

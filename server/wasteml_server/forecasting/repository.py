@@ -22,6 +22,7 @@ from pathlib import Path
 import lightgbm as lgb
 import onnx
 
+from wasteml_server.core.common import version_number
 from wasteml_server.core.errors import NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,9 @@ def trained_versions(model_repository: Path, model_name: str) -> list[int]:
     root = Path(model_repository) / model_name
     if not root.is_dir():
         return []
-    return sorted(int(p.name) for p in root.iterdir()
-                  if p.is_dir() and p.name.isdigit() and (p / METADATA_FILE).is_file())
+    return sorted(number for p in root.iterdir()  # version_number: ASCII digits only ("²" is not 2)
+                  if (number := version_number(p.name)) is not None and p.is_dir()
+                  and (p / METADATA_FILE).is_file())
 
 
 def next_version(model_repository: Path, model_name: str) -> int:

@@ -52,6 +52,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -64,13 +65,14 @@ from wasteml_models.config import TabularSignature
 from wasteml_server.core import metrics
 from wasteml_server.core.audit import AuditSink, request_hash
 from wasteml_server.core.calls import current_method
-from wasteml_server.core.common import ModelRef
+from wasteml_server.core.common import ModelRef, version_number
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
     UnavailableError,
+    shown,
 )
 from wasteml_server.core.inference import InferenceServer, ModelVersionState
 from wasteml_server.core.settings import Settings
@@ -98,13 +100,105 @@ INDEX_TTL_S = 2.0
 """How long Triton's repository index is reused for resolving the latest version, seconds."""
 
 MAX_FILL_BINS = 4096
-"""Most bins per ``predict_fill_level`` call (sent to Triton in chunks of max_batch_size)."""
+"""Default of the most bins per ``predict_fill_level`` call (``Settings.forecast_max_bins``;
+sent to Triton in chunks of max_batch_size)."""
 
 AUDIT_MAX_ITEMS = 256
 """Most per-bin predictions written into one audit row's output (the rest is counted)."""
 
 ANY_VERSION = ModelRef("")
 """A request that names no model and no version: the default model, its latest READY version."""
+
+
+@dataclass(frozen=True)
+class ForecastLimits:
+    """Request-size limits of the forecasting calls (``Settings.forecast_*``; defaults as there).
+
+    Checked before anything request-sized is built: the codec checks the protobuf counts before
+    it decodes a reading, and the service checks its domain inputs again (the planner's path).
+    Every violation is an ``InvalidArgumentError`` naming the field and stating the limit.
+
+    Attributes:
+        max_bins: bins per fill prediction.
+        max_readings_per_bin: ``recent_readings`` of one bin.
+        max_readings: ``recent_readings`` of all bins of one call together.
+        max_bin_id_chars: characters of one ``bin_id``.
+        max_quantiles: quantile levels of one demand forecast.
+    """
+
+    max_bins: int = MAX_FILL_BINS
+    max_readings_per_bin: int = 1024
+    max_readings: int = 131_072
+    max_bin_id_chars: int = 256
+    max_quantiles: int = 99
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ForecastLimits:
+        """The limits ``settings`` configures."""
+        return cls(max_bins=settings.forecast_max_bins,
+                   max_readings_per_bin=settings.forecast_max_readings_per_bin,
+                   max_readings=settings.forecast_max_readings,
+                   max_bin_id_chars=settings.forecast_max_bin_id_chars,
+                   max_quantiles=settings.forecast_max_quantiles)
+
+    def check_bins(self, count: int) -> None:
+        """``count`` bins are 1..``max_bins``.
+
+        Raises:
+            InvalidArgumentError: none, or too many (field ``bins``).
+        """
+        if count == 0:
+            raise InvalidArgumentError("bins", "at least one bin is required")
+        if count > self.max_bins:
+            raise InvalidArgumentError("bins", f"at most {self.max_bins} bins per call, got {count}")
+
+    def check_bin(self, index: int, bin_id: str, readings: int) -> None:
+        """Bin ``index`` has an id of at most ``max_bin_id_chars`` and at most
+        ``max_readings_per_bin`` readings.
+
+        Raises:
+            InvalidArgumentError: fields ``bins[i].bin_id``, ``bins[i].recent_readings``.
+        """
+        if len(bin_id) > self.max_bin_id_chars:
+            raise InvalidArgumentError(f"bins[{index}].bin_id", f"at most {self.max_bin_id_chars} "
+                                       f"characters, got {len(bin_id)}")
+        if readings > self.max_readings_per_bin:
+            raise InvalidArgumentError(f"bins[{index}].recent_readings", f"at most "
+                                       f"{self.max_readings_per_bin} readings per bin, got {readings}")
+
+    def check_total_readings(self, total: int) -> None:
+        """All bins together have at most ``max_readings`` readings.
+
+        Raises:
+            InvalidArgumentError: field ``bins``.
+        """
+        if total > self.max_readings:
+            raise InvalidArgumentError("bins", f"at most {self.max_readings} recent_readings in all "
+                                       f"bins of one call, got {total}")
+
+    def check_quantiles(self, count: int) -> None:
+        """At most ``max_quantiles`` quantile levels.
+
+        Raises:
+            InvalidArgumentError: field ``quantiles``.
+        """
+        if count > self.max_quantiles:
+            raise InvalidArgumentError("quantiles", f"at most {self.max_quantiles} quantile "
+                                       f"levels per call, got {count}")
+
+    def check_fill(self, bins: Sequence[fl.BinReadings]) -> None:
+        """Every limit above for a fill prediction's domain inputs.
+
+        Raises:
+            InvalidArgumentError: as the ``check_*`` methods.
+        """
+        self.check_bins(len(bins))
+        total = 0
+        for i, b in enumerate(bins):
+            n = int(np.size(b.times_s))
+            self.check_bin(i, b.bin_id, n)
+            total += n
+        self.check_total_readings(total)
 
 
 def _r(x: float | None, digits: int = 6) -> float | None:
@@ -159,6 +253,7 @@ class ForecastingService:
         data_dir: the real data directory (Austin history for demand).
         audit: the prediction-audit sink; None records nothing.
         timeout_s: timeout of one Triton request when the call has no deadline, seconds.
+        limits: request-size limits (``ForecastLimits``; None: the defaults).
     """
 
     def __init__(
@@ -168,7 +263,9 @@ class ForecastingService:
         data_dir: Path,
         audit: AuditSink | None = None,
         timeout_s: float = 30.0,
+        limits: ForecastLimits | None = None,
     ) -> None:
+        self.limits = limits if limits is not None else ForecastLimits()
         self._triton = triton
         self.model_repository = Path(model_repository)
         self.data_dir = Path(data_dir)
@@ -193,7 +290,8 @@ class ForecastingService:
         load error) until it is trained and loaded (module docstring).
         """
         service = cls(triton, settings.model_repository, settings.data_dir, audit,
-                      timeout_s=settings.triton_timeout_s)
+                      timeout_s=settings.triton_timeout_s,
+                      limits=ForecastLimits.from_settings(settings))
         await service.preload()
         return service
 
@@ -254,8 +352,8 @@ class ForecastingService:
         # a miss in the cached index is re-checked on a fresh one
         for refetch in (True,) if fresh else (False, True):
             rows = [r for r in await self._index_rows(refetch) if r.name == model]
-            ready = sorted(int(r.version) for r in rows
-                           if r.state == "READY" and r.version.isdigit())
+            ready = sorted(n for r in rows
+                           if r.state == "READY" and (n := version_number(r.version)) is not None)
             if wanted is None and ready:
                 return ready[-1]
             if wanted is not None and wanted in ready:
@@ -334,7 +432,9 @@ class ForecastingService:
         """Fill fraction of each bin at its target time, interval and time to full.
 
         Args:
-            bins: 1..``MAX_FILL_BINS`` bins (``fill_level.BinReadings``).
+            bins: 1..``limits.max_bins`` bins (``fill_level.BinReadings``), each with at most
+                ``limits.max_readings_per_bin`` readings and an id of at most
+                ``limits.max_bin_id_chars`` characters.
             coverage: nominal interval coverage in [0.02, 0.98]; 0 means 0.8.
             top_k: contributions per bin, 0..``explain.MAX_TOP_K`` (0 = none).
             model: the requested model: name "" or ``"fill_level"``, version None for the
@@ -347,26 +447,23 @@ class ForecastingService:
 
         Raises:
             InvalidArgumentError: bad input, naming the field (``bins[i].recent_readings``,
-                ``bins[i].target_time``, ``interval_coverage``, ``top_contributions``,
-                ``model.name``, ``model.version``, ``bins``).
+                ``bins[i].target_time``, ``bins[i].bin_id``, ``interval_coverage``,
+                ``top_contributions``, ``model.name``, ``model.version``, ``bins``).
             NotFoundError, FailedPreconditionError, UnavailableError: see the module docstring.
             DeadlineExceededError: Triton did not answer before the call's deadline.
         """
         started = time.perf_counter()
         if model.name and model.name != FILL_MODEL:
-            raise InvalidArgumentError("model.name", f"unknown fill-level model {model.name!r}; "
+            raise InvalidArgumentError("model.name", f"unknown fill-level model {shown(model.name)}; "
                                        f"this server serves {FILL_MODEL!r}")
+        _check_version(model)
         if coverage == 0:
             coverage = fl.DEFAULT_COVERAGE
         fl.interval_levels(coverage)  # validates (field interval_coverage)
         if not 0 <= top_k <= explain.MAX_TOP_K:
             raise InvalidArgumentError("top_contributions",
                                        f"must be 0..{explain.MAX_TOP_K}, got {top_k}")
-        if not bins:
-            raise InvalidArgumentError("bins", "at least one bin is required")
-        if len(bins) > MAX_FILL_BINS:
-            raise InvalidArgumentError("bins", f"at most {MAX_FILL_BINS} bins per call, "
-                                       f"got {len(bins)}")
+        self.limits.check_fill(bins)
         for attempt in range(2):
             v = await self.resolve_version(FILL_MODEL, model.version, fresh=attempt > 0)
             predictor = await self._predictor(v)
@@ -459,14 +556,16 @@ class ForecastingService:
         allowed = {config.model_name} | ({config.model_name + PROPHET_SUFFIX}
                                          if family is ModelFamily.PROPHET else set())
         if model.name and model.name not in allowed:
-            raise InvalidArgumentError("model.name", f"{model.name!r} does not serve the "
+            raise InvalidArgumentError("model.name", f"{shown(model.name)} does not serve the "
                                        f"{grain.name} grain; use {' or '.join(sorted(allowed))}")
+        _check_version(model)
         if not 1 <= horizon <= config.max_horizon:
             raise InvalidArgumentError("horizon", f"must be 1..{config.max_horizon} for the "
                                        f"{grain} grain, got {horizon}")
         if not 0 <= top_k <= explain.MAX_TOP_K:
             raise InvalidArgumentError("top_contributions",
                                        f"must be 0..{explain.MAX_TOP_K}, got {top_k}")
+        self.limits.check_quantiles(len(quantiles))
         v = 0
         if family is ModelFamily.PROPHET:
             try:
@@ -498,6 +597,17 @@ class ForecastingService:
                                output=_demand_summary(result),
                                latency_ms=(time.perf_counter() - started) * 1000.0)
         return result
+
+def _check_version(model: ModelRef) -> None:
+    """A pinned version within what ``ModelRef.parse_version`` accepts (the codec parsed it;
+    direct callers may not have).
+
+    Raises:
+        InvalidArgumentError: field ``model.version``.
+    """
+    if model.version is not None:
+        ModelRef.parse_version(str(model.version), "model.version")
+
 
 def _fill_summary(preds: list[fl.FillPrediction], coverage: float) -> dict[str, Any]:
     """Compact JSON of a fill reply for the audit row."""

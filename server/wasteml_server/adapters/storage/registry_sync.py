@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wasteml_server.adapters.storage import ModelRegistry
+from wasteml_server.core.common import version_number
 from wasteml_server.core.errors import AlreadyExistsError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def sync_registry(model_repository: Path, registry: ModelRegistry) -> list[str]:
     """
     added = []
     for version_dir in sorted(Path(model_repository).glob("*/[0-9]*")):
-        if not version_dir.is_dir() or not version_dir.name.isdigit():
+        if not version_dir.is_dir() or version_number(version_dir.name) is None:
             continue
         for row in rows_for_version(version_dir.parent.name, version_dir):
             try:

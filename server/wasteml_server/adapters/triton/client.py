@@ -11,12 +11,17 @@ DEADLINE_EXCEEDED (client timeout)        ``DeadlineExceededError``
 "has no available versions" (not loaded)  ``UnavailableError("triton", ...)``
 NOT_FOUND, "unknown model", load of a      ``NotFoundError``
 version that is not in the repository
+a version string Triton cannot parse      ``InvalidArgumentError("model.version")`` (the
+                                          caller's version; normally refused before, by
+                                          ``ModelRef.parse_version``)
 INVALID_ARGUMENT (shape, dtype, input)    ``InternalError`` (this server built the tensor)
 INVALID_ARGUMENT on load                  ``FailedPreconditionError`` (the repository's config)
 anything else                             ``UnavailableError("triton", ...)``
 ========================================  ==========================================
 
 Every call carries a timeout (gRPC deadline), so nothing waits forever on a stuck server.
+Triton's messages echo model names and versions; a domain error quotes at most
+``TRITON_MESSAGE_CHARS`` of one, so an error's size never changes the code the caller sees.
 """
 
 from __future__ import annotations
@@ -31,19 +36,24 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from wasteml_server.core.common import MAX_MODEL_NAME_CHARS, MAX_MODEL_VERSION, is_model_name
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
     InternalError,
+    InvalidArgumentError,
     NotFoundError,
     UnavailableError,
     WastemlError,
+    shown,
 )
 from wasteml_server.core.inference import ModelVersionState
 
 logger = logging.getLogger(__name__)
 
+TRITON_MESSAGE_CHARS = 512
+"""Most characters of a Triton error message quoted in a domain error."""
 
 
 def _status(error: InferenceServerException) -> str:
@@ -56,26 +66,34 @@ def map_triton_error(
     *,
     model: str = "",
     action: str = "call",
+    version_field: str = "model.version",
 ) -> WastemlError:
     """The domain error for a tritonclient exception (table in the module docstring).
 
-    Triton's INVALID_ARGUMENT is never the caller's fault: the server built every tensor and
-    chose every configuration, so inference gets ``InternalError`` and a refused load
-    ``FailedPreconditionError`` (the model repository must be fixed).
+    Triton's INVALID_ARGUMENT is not the caller's fault, except for a version string Triton
+    cannot parse (the caller's ``version_field``): the server built every tensor and chose
+    every configuration, so inference gets ``InternalError`` and a refused load
+    ``FailedPreconditionError`` (the model repository must be fixed). A caller's unknown model
+    or version is ``NotFoundError`` — never ``UnavailableError``, which clients retry.
 
     Args:
         error: the exception raised by tritonclient.
         model: the model the call was about, for the message.
         action: what was attempted, for the message (e.g. ``"infer"``, ``"load"``).
+        version_field: the request field that carried the version, for an unparseable one.
     """
     status = _status(error)
-    message = error.message() or str(error)
+    message = (error.message() or str(error))[:TRITON_MESSAGE_CHARS]
     lowered = message.lower()
-    what = f"{action} {model}".strip()
+    shown_model = shown(model, MAX_MODEL_NAME_CHARS)
+    what = f"{action} {model[:MAX_MODEL_NAME_CHARS]}".strip()
     if status == "DEADLINE_EXCEEDED":
         return DeadlineExceededError(f"triton {what}: deadline exceeded")
+    if "failed to get model version from specified version string" in lowered:
+        return InvalidArgumentError(version_field, f"not a version the model server accepts "
+                                    f"(1..{MAX_MODEL_VERSION}): {message}")
     if "has no available versions" in lowered:  # known model, nothing loaded: retry after a load
-        return UnavailableError("triton", f"model {model!r} has no ready version: {message}")
+        return UnavailableError("triton", f"model {shown_model} has no ready version: {message}")
     if (
         status == "NOT_FOUND"
         or "unknown model" in lowered
@@ -84,13 +102,22 @@ def map_triton_error(
         or "at least one version must be available" in lowered  # load: no such version
     ):
         return NotFoundError(
-            f"model {model!r} not found in Triton: {message}" if model else message
+            f"model {shown_model} not found in Triton: {message}" if model else message
         )
     if status == "INVALID_ARGUMENT" and action == "load":
-        return FailedPreconditionError(f"triton refused the configuration of {model!r}: {message}")
+        return FailedPreconditionError(f"triton refused the configuration of {shown_model}: {message}")
     if status == "INVALID_ARGUMENT":
         return InternalError(f"triton {what} rejected a request this server built: {message}")
     return UnavailableError("triton", f"{what}: {status or 'error'}: {message}")
+
+
+def _known_name(model: str, action: str) -> None:
+    """Refuse a name no model repository can hold (``core.common.is_model_name``) as
+    ``NotFoundError`` without asking Triton: Triton would echo it, and a long one overflows the
+    reply's metadata (RESOURCE_EXHAUSTED, which would read as an outage)."""
+    if not is_model_name(model):
+        raise NotFoundError(f"{action}: model {shown(model)} not found: not a model name "
+                            f"(1..{MAX_MODEL_NAME_CHARS} of A-Z a-z 0-9 _ . -)")
 
 
 class TritonClient:
@@ -209,10 +236,12 @@ class TritonClient:
         Raises:
             InternalError: an input that is not an array of a Triton dtype, no outputs asked
                 for, or Triton rejected a shape/dtype/name (all built by this server).
-            NotFoundError: unknown model or version.
+            NotFoundError: unknown model or version (or not a model name).
+            InvalidArgumentError: a version Triton cannot parse (field ``model.version``).
             DeadlineExceededError: the call ran past its timeout.
             UnavailableError: Triton is down, the model has no loaded version, or it failed.
         """
+        _known_name(model, "infer")
         if not outputs:
             raise InternalError(f"infer {model}: name at least one output")
         if not inputs:
@@ -268,7 +297,9 @@ class TritonClient:
         self, name: str, version: str = "", timeout_s: float | None = None
     ) -> bool:
         """True when the model (a given version, or any) is ready; False otherwise, also when
-        the server cannot be reached."""
+        the server cannot be reached, or for a name that is not a model name."""
+        if not is_model_name(name):
+            return False
         try:
             return bool(
                 await self._client.is_model_ready(
@@ -300,10 +331,12 @@ class TritonClient:
         """The loaded model's configuration as Triton's JSON (model_config.proto field names).
 
         Raises:
-            NotFoundError: unknown model or version.
+            NotFoundError: unknown model or version (or not a model name).
+            InvalidArgumentError: a version Triton cannot parse (field ``model.version``).
             UnavailableError: the model has no loaded version, or Triton is down.
             DeadlineExceededError: the call timed out.
         """
+        _known_name(name, "model config")
         try:
             reply = await self._client.get_model_config(
                 name, version, as_json=True, client_timeout=self._timeout(timeout_s)
@@ -320,9 +353,10 @@ class TritonClient:
         (model executions; fewer than requests when the dynamic batcher merged them).
 
         Raises:
-            NotFoundError: unknown model.
+            NotFoundError: unknown model (or not a model name).
             UnavailableError, DeadlineExceededError: Triton is down or the call timed out.
         """
+        _known_name(name, "statistics")
         try:
             reply = await self._client.get_inference_statistics(
                 name, version, as_json=True, client_timeout=self._timeout(timeout_s)
@@ -331,7 +365,7 @@ class TritonClient:
             raise map_triton_error(error, model=name, action="statistics") from error
         stats = reply.get("model_stats", [])
         if not stats:
-            raise NotFoundError(f"no statistics for model {name!r}")
+            raise NotFoundError(f"no statistics for model {shown(name, MAX_MODEL_NAME_CHARS)}")
         return dict(stats[0])
 
     async def load_model(
@@ -358,13 +392,15 @@ class TritonClient:
 
         Raises:
             InternalError: an empty or non-positive version list.
-            NotFoundError: the model is not in the repository, or none of ``versions`` is.
+            NotFoundError: the model is not in the repository (or not a model name), or none
+                of ``versions`` is.
             FailedPreconditionError: Triton refused the (override) config.
             UnavailableError: Triton is down, or the load failed (e.g. a broken model file).
             DeadlineExceededError: the load ran past its timeout.
         """
+        _known_name(name, "load")
         if versions is not None:
-            if not versions or any(int(v) < 1 for v in versions):
+            if not versions or any(not 1 <= int(v) <= MAX_MODEL_VERSION for v in versions):
                 raise InternalError(f"load {name}: give version numbers >= 1, got {list(versions)}")
         timeout = self.load_timeout_s if timeout_s is None else self._timeout(timeout_s)
         override: dict[str, Any] | None = dict(config) if config is not None else None
@@ -387,12 +423,15 @@ class TritonClient:
             raise map_triton_error(error, model=name, action="load") from error
 
     async def unload_model(self, name: str, timeout_s: float | None = None) -> None:
-        """Unload every version of a model (Triton explicit model control).
+        """Unload every version of a model (Triton explicit model control). Triton answers an
+        unload of a (well-formed) name it does not know with success; callers that must tell
+        check the repository index first (``ModelAdmin.unload`` does).
 
         Raises:
-            NotFoundError: the model is not in the repository.
+            NotFoundError: not a model name.
             UnavailableError, DeadlineExceededError: Triton is down or the call timed out.
         """
+        _known_name(name, "unload")
         try:
             await self._client.unload_model(name, client_timeout=self._timeout(timeout_s))
         except InferenceServerException as error:

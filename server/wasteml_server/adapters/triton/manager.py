@@ -31,7 +31,6 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -49,7 +48,8 @@ from wasteml_server.adapters.triton.repository import (
     _render_model,
     render_cpu_repository,
 )
-from wasteml_server.core.errors import InvalidArgumentError, NotFoundError, UnavailableError
+from wasteml_server.core.common import ModelRef
+from wasteml_server.core.errors import NotFoundError, UnavailableError
 from wasteml_server.core.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,6 @@ _PORT_IN_USE = (
 _START_ATTEMPTS = 3
 _AT_FDCWD = -100  # <fcntl.h>
 _RENAME_EXCHANGE = 2  # <linux/fs.h>: renameat2 swaps the two paths atomically
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -199,7 +198,7 @@ class LocalTriton:
             return
         raise UnavailableError("triton", "could not bind free loopback ports after retries")
 
-    async def refresh_model(self, name: str) -> None:
+    async def refresh_model(self, name: str) -> tuple[int, ...] | None:
         """Re-render one model's CPU variant from the production repository, so that a version
         trained after start (``wasteml train ...``) becomes visible to the local Triton; the
         caller then asks Triton to (re)load the model (``ModelAdmin.load`` does both).
@@ -211,14 +210,19 @@ class LocalTriton:
         A model the local Triton does not serve (TensorRT plan, no exported version) is left
         as it is, with a log line.
 
+        Returns:
+            The version numbers the local Triton's repository now holds for ``name`` (ascending;
+            empty when it holds none), or None when this process cannot tell (an external Triton,
+            or before start).
+
         Raises:
-            InvalidArgumentError: ``name`` is not a plain model directory name (field ``name``).
+            InvalidArgumentError: ``name`` is not a model name (``ModelRef.parse_name``; field
+                ``name``).
             NotFoundError: the production repository has no ``<name>/config.pbtxt``.
         """
         if self.external or self.rendered is None or self._execution_env is None:
-            return
-        if not _MODEL_NAME.match(name or ""):
-            raise InvalidArgumentError("name", f"not a model directory name: {name!r}")
+            return None
+        ModelRef.parse_name(name, "name")  # before the name reaches a path
         source = self.settings.model_repository / name
         if not (source / "config.pbtxt").is_file():
             raise NotFoundError(f"model {name!r} is not in the model repository {source.parent}")
@@ -226,7 +230,8 @@ class LocalTriton:
             outcome = await asyncio.to_thread(self._refresh_sync, name, source)
         if isinstance(outcome, str):
             logger.info("model %s not refreshed for the local CPU Triton: %s", name, outcome)
-            return
+            served = {m.name: m for m in self.rendered.models}.get(name)
+            return served.versions if served is not None else ()
         models = {m.name: m for m in self.rendered.models}
         models[name] = outcome
         self.rendered = RenderResult(
@@ -235,6 +240,7 @@ class LocalTriton:
             tuple(s for s in self.rendered.skipped if s[0] != name),
         )
         logger.info("refreshed %s in the local CPU repository: versions %s", name, outcome.versions)
+        return outcome.versions
 
     def _refresh_sync(self, name: str, source: Path) -> RenderedModel | str:
         assert self.rendered is not None and self._execution_env is not None
@@ -316,7 +322,7 @@ class LocalTriton:
             self._log_tail.append(line)
             level = (
                 _LEVELS.get(line[0], logging.INFO)
-                if line[:1] in _LEVELS and line[1:2].isdigit()
+                if line[:1] in _LEVELS and "0" <= line[1:2] <= "9"
                 else logging.INFO
             )
             if level >= logging.WARNING and any(text in line for text in _CPU_ONLY_NOISE):

@@ -37,6 +37,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from wasteml_models.config import load_model_config
+from wasteml_server.core.common import version_number
 
 logger = logging.getLogger(__name__)
 
@@ -168,9 +169,9 @@ def _render_model(
         return f"platform/backend {kind!r} is not served by the local CPU Triton"
     onnx_name = production.default_model_filename or "model.onnx"
     versions = sorted(
-        int(p.name)
+        number
         for p in model_dir.iterdir()
-        if p.is_dir() and p.name.isdigit() and (p / onnx_name).is_file()
+        if (number := version_number(p.name)) is not None and p.is_dir() and (p / onnx_name).is_file()
     )
     if not versions:
         return f"no version folder holds {onnx_name} (run the export first)"
@@ -192,7 +193,7 @@ def _render_model(
     skipped_versions = sorted(
         p.name
         for p in model_dir.iterdir()
-        if p.is_dir() and p.name.isdigit() and int(p.name) not in versions
+        if p.is_dir() and (number := version_number(p.name)) is not None and number not in versions
     )
     if skipped_versions:
         logger.info(
