@@ -51,12 +51,28 @@ that ``IndexDocuments``/``DeleteDocuments`` replies are exact. ``Session`` is no
 with pymilvus 3.0 against Milvus 2.3 a Session read did not see the client's own delete
 (measured). Milvus Lite is immediately consistent whatever the level.
 
+Collections: reads (search, count, get, delete, stats) never create one: an unknown name is
+:class:`~wasteml_server.core.errors.NotFoundError`. ``ensure_collection`` (ingestion, server
+start) creates; the store's default collection (``settings.milvus_collection``) is the one
+that any call may create, so a fresh server, or one whose Milvus came back empty, serves it.
+
+Expressions: pymilvus' own ``get(ids=)``, ``delete(ids=)`` and ``query_iterator`` write ids
+into expressions unquoted (``id in ['...']``, ``id > "..."``), so an id holding a quote
+changed or broke the expression. This store builds every expression itself with
+:func:`~wasteml_server.search.filters.quote_string` (ids in chunks of :data:`ID_CHUNK`) and
+pages by primary key with its own cursor (:meth:`MilvusStore.iterate`). Milvus Lite 3.2 has no
+expression templates (``filter_params``), so quoting is the one way that holds on both
+back-ends.
+
 Failure handling: every pymilvus call carries a timeout (``timeout_s`` for data calls,
 ``admin_timeout_s`` for create/load/flush/drop, since loading takes longer than a search); a connection failure, an
 RPC deadline or a server that is down raises :class:`~wasteml_server.core.errors.UnavailableError`
 (``"milvus"``) and drops the client, and the next call connects afresh, so a restarted server
-is used again without restarting this process. Methods are blocking; the async service runs
-them with ``asyncio.to_thread``.
+is used again without restarting this process. Milvus refusing an argument (``IllegalArgument``
+/ ``ParameterInvalid``) is ``InvalidArgumentError`` on the request field it came from where the
+value is the caller's (rows of ``upsert``: ``documents``), and ``InternalError`` where this
+server built it (expressions, search parameters); any other Milvus error is ``InternalError``.
+Methods are blocking; the async service runs them with ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -74,9 +90,16 @@ import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from wasteml_server.core.common import ModelRef
-from wasteml_server.core.errors import FailedPreconditionError, InternalError, UnavailableError
+from wasteml_server.core.errors import (
+    FailedPreconditionError,
+    InternalError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnavailableError,
+    shown,
+)
 from wasteml_server.search.documents import (
-    MAX_ID_CHARS,
+    MAX_ID_BYTES,
     MAX_LABEL_BYTES,
     MAX_TEXT_BYTES,
     CollectionStats,
@@ -91,6 +114,8 @@ from wasteml_server.search.filters import (
     NO_LOCATION_DEG,
     SearchFilters,
     build_expression,
+    in_expression,
+    quote_string,
     within_radius,
 )
 
@@ -118,6 +143,21 @@ COMPARE_FIELDS = ("text", "kind", "lat", "lon", "created_at", "source", "geo_fal
 
 #: Milvus error codes of a collection that does not exist (100) or is not loaded (101).
 _COLLECTION_GONE_CODES = (100, 101)
+#: Milvus error codes of a refused argument: ``ParameterInvalid`` (1100) of Milvus >= 2.3 and
+#: the legacy ``IllegalArgument`` (5, the ``compatible_code``); Milvus Lite 3.x answers 6.
+_ILLEGAL_ARGUMENT_CODES = (1100, 5)
+_LITE_ILLEGAL_ARGUMENT_CODE = 6
+#: Legacy Milvus error codes (``compatible_code``) of a server that is there but not serving
+#: now: NotShardLeader, NoReplicaAvailable, RateLimit, TimeTickLongDelay, NotReadyServe,
+#: NotReadyCoordActivating (e.g. a query node that lost its channel after a stall); and the
+#: Milvus >= 2.3 code of a channel not available (503). Clients may retry: UNAVAILABLE.
+_TRANSIENT_LEGACY_CODES = (45, 46, 49, 55, 56, 57)
+_TRANSIENT_CODES = (503,)
+#: Ids per expression of a get or delete (``id in [...]``), so an expression stays small
+#: (<= ~140 KB) and a query's result stays far below Milvus' 16384-row window.
+ID_CHUNK = 1024
+#: Longest Milvus message quoted in an error, characters.
+_MILVUS_MESSAGE_CHARS = 200
 #: Vector index types this store creates.
 VECTOR_INDEX_TYPES = ("HNSW", "FLAT")
 #: Valid Milvus consistency levels (pymilvus names).
@@ -298,6 +338,9 @@ class MilvusStore:
                 grpc.StatusCode.CANCELLED,
             )
         if isinstance(exc, MilvusException):
+            if (getattr(exc, "compatible_code", None) in _TRANSIENT_LEGACY_CODES
+                    or getattr(exc, "code", None) in _TRANSIENT_CODES):
+                return True
             text = (exc.message or "").lower()
             return any(
                 s in text
@@ -315,12 +358,26 @@ class MilvusStore:
             )
         return isinstance(exc, TimeoutError | ConnectionError)
 
-    def _call(self, what: str, fn: Callable[[MilvusClient], T], collection: str | None = None) -> T:
-        """Run one Milvus operation, mapping outages to ``UnavailableError("milvus")``.
+    def _call(
+        self,
+        what: str,
+        fn: Callable[[MilvusClient], T],
+        collection: str | None = None,
+        *,
+        create: bool = False,
+        field: str | None = None,
+    ) -> T:
+        """Run one Milvus operation, mapping its failures to domain errors.
 
-        With ``collection`` given, a collection that vanished or was released behind this
-        store's back (dropped or released by another client, Milvus codes 100 and 101) is
-        re-created/re-loaded once and the operation retried.
+        - an outage (connection, deadline, server down): ``UnavailableError("milvus")``, and the
+          client is dropped so the next call reconnects;
+        - with ``collection`` given, a collection that vanished or was released behind this
+          store's back (dropped or released by another client, Milvus codes 100 and 101) is
+          re-loaded (re-created only when ``create`` or it is the default collection, else
+          ``NotFoundError``) once and the operation retried;
+        - a refused argument: ``InvalidArgumentError(field, ...)`` when ``field`` names the
+          request field the value came from, else ``InternalError`` (this server built it);
+        - anything else from Milvus: ``InternalError``.
         """
         client = self._connect()
         try:
@@ -331,11 +388,24 @@ class MilvusStore:
                 msg = getattr(exc, "message", None) or str(exc)
                 raise UnavailableError("milvus", f"{what} failed: {msg}") from exc
             if collection is not None and getattr(exc, "code", None) in _COLLECTION_GONE_CODES:
-                logger.warning("collection %s not found or not loaded; re-ensuring it", collection)
+                logger.warning("collection %s not found or not loaded; re-opening it", collection)
                 self._ready.discard(collection)
-                self.ensure_collection(collection)
-                return self._call(what, fn)
-            raise
+                self.ensure_collection(collection, create=create)
+                return self._call(what, fn, create=create, field=field)
+            raise self._refused(what, exc, field) from exc
+
+    def _refused(self, what: str, exc: BaseException, field: str | None) -> Exception:
+        """The domain error for a Milvus error that is not an outage (see :meth:`_call`)."""
+        message = str(getattr(exc, "message", None) or exc)
+        if isinstance(exc, MilvusException) and self._is_illegal_argument(exc) and field is not None:
+            return InvalidArgumentError(field, f"refused by Milvus: {shown(message, _MILVUS_MESSAGE_CHARS)}")
+        return InternalError(f"milvus {what} failed: {message}")
+
+    def _is_illegal_argument(self, exc: MilvusException) -> bool:
+        codes = {getattr(exc, "code", None), getattr(exc, "compatible_code", None)}
+        if self.lite and _LITE_ILLEGAL_ARGUMENT_CODE in codes:
+            return True
+        return any(c in codes for c in _ILLEGAL_ARGUMENT_CODES)
 
     def close(self) -> None:
         """Close the client (idempotent)."""
@@ -376,13 +446,20 @@ class MilvusStore:
     def _name(self, collection: str | None) -> str:
         return self.default_collection if not collection else validate_collection_name(collection)
 
-    def ensure_collection(self, collection: str | None = None) -> None:
-        """Create the collection with its schema and indexes if missing, and load it.
+    def ensure_collection(self, collection: str | None = None, *, create: bool = True) -> None:
+        """Load the collection, creating it with its schema and indexes first if missing and
+        allowed.
 
         Idempotent; an existing collection is loaded (a restarted Lite file or server may hold
         it released).
 
+        Args:
+            collection: the collection; default the store's.
+            create: create it when missing (ingestion, server start). Reads pass False: a
+                missing collection other than the default one is then ``NotFoundError``.
+
         Raises:
+            NotFoundError: missing, ``create`` is False and it is not the default collection.
             UnavailableError: Milvus is down.
             FailedPreconditionError: a collection of that name exists with a different vector
                 dimension.
@@ -391,11 +468,15 @@ class MilvusStore:
         if name in self._ready and self._client is not None:
             return
         t = self.admin_timeout_s
+        creatable = create or name == self.default_collection
 
         def run(c: MilvusClient) -> None:
             if not c.has_collection(name, timeout=t):
+                if not creatable:
+                    raise NotFoundError(f"collection {shown(name)} does not exist "
+                                        "(IndexDocuments creates a collection)")
                 schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_CHARS)
+                schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
                 schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dimension)
                 schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
                 schema.add_field("kind", DataType.VARCHAR, max_length=MAX_LABEL_BYTES)
@@ -432,7 +513,7 @@ class MilvusStore:
                 ]
                 if dims != [self.dimension]:
                     raise FailedPreconditionError(
-                        f"collection {name!r} exists with vector dimension {dims}, "
+                        f"collection {shown(name)} exists with vector dimension {dims}, "
                         f"expected {self.dimension}"
                     )
             c.load_collection(name, timeout=t)
@@ -440,8 +521,26 @@ class MilvusStore:
         with self._ensure_lock:
             if name in self._ready and self._client is not None:
                 return
-            self._call(f"ensure_collection({name})", run)
+            self._call("ensure_collection", run, field="collection")
             self._ready.add(name)
+
+    def has_collection(self, collection: str | None = None) -> bool:
+        """Whether the collection exists (never creates it).
+
+        Raises:
+            UnavailableError: Milvus is down.
+        """
+        name = self._name(collection)
+        return bool(self._call("has_collection", lambda c: c.has_collection(name, timeout=self.admin_timeout_s)))
+
+    def list_collections(self) -> list[str]:
+        """Names of every collection in the back-end.
+
+        Raises:
+            UnavailableError: Milvus is down.
+        """
+        return [str(n) for n in self._call("list_collections",
+                                           lambda c: c.list_collections(timeout=self.admin_timeout_s))]
 
     def drop_collection(self, collection: str | None = None) -> None:
         """Drop the collection if it exists (tests, benchmarks, re-ingestion from scratch)."""
@@ -455,10 +554,15 @@ class MilvusStore:
         self._ready.discard(name)
 
     def flush(self, collection: str | None = None) -> None:
-        """Seal written rows so indexes are built on them (Milvus Lite indexes flushed data only)."""
+        """Seal written rows so indexes are built on them (Milvus Lite indexes flushed data only).
+
+        Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
+            UnavailableError: Milvus is down.
+        """
         name = self._name(collection)
-        self.ensure_collection(name)
-        self._call("flush", lambda c: c.flush(name, timeout=self.admin_timeout_s))
+        self.ensure_collection(name, create=False)
+        self._call("flush", lambda c: c.flush(name, timeout=self.admin_timeout_s), name)
 
     # --- writes ---------------------------------------------------------------------------
 
@@ -482,6 +586,9 @@ class MilvusStore:
 
         Raises:
             InternalError: ``vectors`` has the wrong shape (the caller's embedding is wrong).
+            InvalidArgumentError: Milvus refused a row (field ``documents``; rows are validated
+                by ``documents.validate_documents`` first, so this means a rule of the back-end
+                that validation does not know).
             UnavailableError: Milvus is down.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -493,7 +600,8 @@ class MilvusStore:
         name = self._name(collection)
         self.ensure_collection(name)
         rows = [document_row(d, v, model) for d, v in zip(docs, vectors, strict=True)]
-        res = self._call("upsert", lambda c: c.upsert(name, rows, timeout=self.timeout_s), name)
+        res = self._call("upsert", lambda c: c.upsert(name, rows, timeout=self.timeout_s), name,
+                         create=True, field="documents")
         return int(res.get("upsert_count", len(rows)) if isinstance(res, dict) else len(rows))
 
     def changed(
@@ -520,51 +628,59 @@ class MilvusStore:
     ) -> dict[str, StoredDocument]:
         """Stored rows (without vectors) of the given ids that exist.
 
-        ``strong=True`` reads at Strong consistency (sees every completed write); otherwise at
-        the store's level.
+        Ids go into ``id in [...]`` expressions through ``quote_string``, :data:`ID_CHUNK` per
+        query, so any string is looked up as itself. ``strong=True`` reads at Strong
+        consistency (sees every completed write); otherwise at the store's level.
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down.
         """
         if not ids:
             return {}
         name = self._name(collection)
-        self.ensure_collection(name)
-        res = self._call(
-            "get",
-            lambda c: c.get(
-                name,
-                ids=list(ids),
-                output_fields=OUTPUT_FIELDS,
-                consistency_level="Strong" if strong else self.consistency_level,
-                timeout=self.timeout_s,
-            ),
-            name,
-        )
+        self.ensure_collection(name, create=False)
+        level = "Strong" if strong else self.consistency_level
+        wanted = list(dict.fromkeys(ids))
         out = {}
-        for row in res:
-            row = dict(row)
-            rid = str(row.pop("id"))
-            out[rid] = StoredDocument(rid, row)
+        for start in range(0, len(wanted), ID_CHUNK):
+            expr = in_expression("id", wanted[start : start + ID_CHUNK])
+
+            def query(c: MilvusClient, expr: str = expr) -> list[dict[str, Any]]:
+                return list(c.query(name, filter=expr, output_fields=OUTPUT_FIELDS,
+                                    consistency_level=level, timeout=self.timeout_s))
+
+            for row in self._call("get", query, name):
+                row = dict(row)
+                rid = str(row.pop("id"))
+                out[rid] = StoredDocument(rid, row)
         return out
 
     def delete(self, ids: Sequence[str], collection: str | None = None) -> int:
         """Delete documents by id; unknown ids are ignored.
 
+        The ids that exist are found with a Strong ``get`` first, then deleted by a quoted
+        ``id in [...]`` expression (:data:`ID_CHUNK` per call), so an id is only ever itself.
+
         Returns:
-            the number of ids that existed and were deleted (counted with a ``get`` first,
-            since Milvus 2.3 reports the number of ids sent, not the rows removed).
+            the number of ids that existed and were deleted (counted with the ``get``, since
+            Milvus 2.3 reports the number of ids sent, not the rows removed).
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down.
         """
         if not ids:
             return 0
         name = self._name(collection)
         existing = list(self.get(ids, name, strong=True))
-        if not existing:
-            return 0
-        self._call("delete", lambda c: c.delete(name, ids=existing, timeout=self.timeout_s), name)
+        for start in range(0, len(existing), ID_CHUNK):
+            expr = in_expression("id", existing[start : start + ID_CHUNK])
+
+            def delete(c: MilvusClient, expr: str = expr) -> object:
+                return c.delete(name, filter=expr, timeout=self.timeout_s)
+
+            self._call("delete", delete, name)
         return len(existing)
 
     # --- reads ----------------------------------------------------------------------------
@@ -612,10 +728,11 @@ class MilvusStore:
             radius searches.
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down or did not answer within ``timeout_s``.
         """
         name = self._name(collection)
-        self.ensure_collection(name)
+        self.ensure_collection(name, create=False)
         q = np.asarray(vector, dtype=np.float32).reshape(-1)
         expr = build_expression(filters)
         circle = filters.radius if filters is not None else None
@@ -680,13 +797,15 @@ class MilvusStore:
             fetch = min(fetch * OVERFETCH_FACTOR, MILVUS_MAX_LIMIT)
 
     def count(self, collection: str | None = None, expr: str = "") -> int:
-        """Exact number of rows (``count(*)``), optionally of those matching ``expr``.
+        """Exact number of rows (``count(*)``), optionally of those matching ``expr`` (an
+        expression this server built, e.g. by ``filters.build_expression``).
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down.
         """
         name = self._name(collection)
-        self.ensure_collection(name)
+        self.ensure_collection(name, create=False)
         res = self._call(
             "count",
             lambda c: c.query(
@@ -706,48 +825,57 @@ class MilvusStore:
         output_fields: Sequence[str] = ("kind",),
         batch_size: int = 4096,
     ) -> list[dict[str, Any]]:
-        """Every row's ``output_fields`` (plus ``id``), by a query iterator.
+        """Every row's ``output_fields`` (plus ``id``), paged by primary key.
 
-        Meant for statistics and evaluation (tens of thousands of rows), not for requests.
+        Pages are ``id > <last id>`` queries in primary-key order (``iterator`` query
+        parameter, as pymilvus' own iterator asks), ``batch_size`` rows each, until one comes
+        back empty; the cursor is quoted by ``quote_string``, so any stored id pages correctly
+        (pymilvus' ``query_iterator`` writes it unquoted, and one id holding ``"`` broke every
+        later statistics call). Meant for statistics and evaluation (tens of thousands of
+        rows), not for requests.
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down.
         """
         name = self._name(collection)
-        self.ensure_collection(name)
+        self.ensure_collection(name, create=False)
+        fields = list(dict.fromkeys(["id", *output_fields]))
+        rows: list[dict[str, Any]] = []
+        last: str | None = None
+        while True:
+            expr = "" if last is None else f"id > {quote_string(last)}"
 
-        def run(c: MilvusClient) -> list[dict[str, Any]]:
-            it = c.query_iterator(
-                name,
-                batch_size=batch_size,
-                filter="",
-                output_fields=list(output_fields),
-                timeout=self.timeout_s,
-            )
-            rows: list[dict[str, Any]] = []
-            try:
-                while True:
-                    batch = it.next()
-                    if not batch:
-                        return rows
-                    rows.extend(dict(r) for r in batch)
-            finally:
-                it.close()
+            def page(c: MilvusClient, expr: str = expr) -> list[dict[str, Any]]:
+                return [dict(r) for r in c.query(
+                    name,
+                    filter=expr,
+                    output_fields=fields,
+                    limit=batch_size,
+                    iterator="True",
+                    consistency_level=self.consistency_level,
+                    timeout=self.timeout_s,
+                )]
 
-        return self._call("query_iterator", run, name)
+            batch = self._call("query_page", page, name)
+            if not batch:
+                return rows
+            rows.extend(batch)
+            last = max(str(r["id"]) for r in batch)
 
     def stats(self, collection: str | None = None) -> CollectionStats:
         """Row count, index configuration and per-kind / per-model counts of a collection.
 
         Raises:
+            NotFoundError: the collection does not exist (and is not the default one).
             UnavailableError: Milvus is down.
         """
         name = self._name(collection)
-        self.ensure_collection(name)
+        self.ensure_collection(name, create=False)
         count = self.count(name)
         rows = self.iterate(name, ("kind", "model"))
         index = self._call(
-            "describe_index", lambda c: c.describe_index(name, "vector", timeout=self.timeout_s)
+            "describe_index", lambda c: c.describe_index(name, "vector", timeout=self.timeout_s), name
         ) or {}
         params = {
             k: str(v)

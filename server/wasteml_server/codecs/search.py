@@ -6,6 +6,8 @@ The domain types mirror ``search.proto`` field by field (``search.documents``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from wasteml.v1 import search_pb2
 from wasteml_server.codecs.common import (
     instant,
@@ -14,7 +16,7 @@ from wasteml_server.codecs.common import (
     point_to_proto,
     timestamp,
 )
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.search.documents import CollectionStats, Document, Hit
 from wasteml_server.search.filters import GeoBoundingBox, GeoCircle, SearchFilters, TimeRange
 
@@ -60,6 +62,25 @@ def document_from_proto(doc: search_pb2.SearchDocument) -> Document:
         source=doc.source,
         location_approximate=doc.location_approximate,
     )
+
+
+def documents_from_proto(docs: Sequence[search_pb2.SearchDocument], start: int = 0) -> list[Document]:
+    """The documents of one ``IndexDocumentsRequest`` message, decoded (not yet validated).
+
+    Args:
+        docs: the message's ``documents``.
+        start: stream position of ``docs[0]`` (documents are named by their position in the
+            whole stream, ``documents[<n>]``, whatever message carried them).
+
+    Raises:
+        InvalidArgumentError: a document without ``created_at`` or with a time out of range,
+            e.g. ``documents[140].created_at``.
+    """
+    out = []
+    for j, doc in enumerate(docs):
+        with under(f"documents[{start + j}]"):
+            out.append(document_from_proto(doc))
+    return out
 
 
 def document_to_proto(doc: Document) -> search_pb2.SearchDocument:

@@ -25,7 +25,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-
 #: Most characters of caller input an error message quotes (see :func:`shown`).
 SHOWN_CHARS = 64
 

@@ -27,7 +27,7 @@ import numpy as np
 from wasteml_models import TEXT_ENCODER
 from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import TextTokenizer
-from wasteml_server.core.common import ModelRef
+from wasteml_server.core.common import ModelRef, version_number
 from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
 from wasteml_server.search.encoder import TextEncoder
 
@@ -102,7 +102,7 @@ class OnnxEmbedder:
             str(path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self._tokenizer = TextTokenizer.from_file(version_dir / "tokenizer.json")
-        self.model = ModelRef(model_dir.name, int(version_dir.name) if version_dir.name.isdigit() else None)
+        self.model = ModelRef(model_dir.name, version_number(version_dir.name))
         self.model_path = path
 
     @classmethod

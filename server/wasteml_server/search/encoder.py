@@ -22,10 +22,15 @@ import numpy as np
 from wasteml_models.config import EncoderSignature
 from wasteml_models.tokenizer import EncodedBatch, TextTokenizer
 from wasteml_server.core import metrics
-from wasteml_server.core.common import ModelRef
+from wasteml_server.core.common import ModelRef, version_number
 from wasteml_server.core.deadlines import bounded_timeout
 from wasteml_server.core.errors import InvalidArgumentError, UnavailableError
 from wasteml_server.core.inference import InferenceServer
+from wasteml_server.search.documents import (
+    DEFAULT_MAX_TEXT_CHARS,
+    raise_violations,
+    text_violations,
+)
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,10 @@ class TextEncoder:
         tokenizer: the encoder's tokenizer (same ``tokenizer.json`` as the export).
         model: model name (``text_encoder`` or ``text_encoder_int8``).
         signature: the model's tensors, dimension and batch bound.
-        max_texts: most texts one call may embed.
+        max_texts: most texts one call may embed (``settings.search_max_embed_texts``).
         timeout_s: timeout of one request when the call has no deadline, seconds.
+        max_text_chars: longest text in characters (``settings.search_max_text_chars``),
+            checked before tokenising.
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class TextEncoder:
         signature: EncoderSignature,
         max_texts: int = 1024,
         timeout_s: float = 30.0,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
         self._server = server
         self._tokenizer = tokenizer
@@ -72,6 +80,7 @@ class TextEncoder:
         self.signature = signature
         self.max_texts = max_texts
         self.timeout_s = timeout_s
+        self.max_text_chars = max_text_chars
 
     @property
     def dimension(self) -> int:
@@ -82,21 +91,25 @@ class TextEncoder:
         """Embed ``texts``.
 
         Args:
-            texts: 1..``max_texts`` non-empty strings.
-            version: model version to use (None = the latest ready).
+            texts: 1..``max_texts`` non-blank strings of at most ``max_text_chars`` characters.
+            version: model version to use (None = the latest ready); checked by
+                ``ModelRef.parse_version`` before the model server is called.
             field: request field path for errors.
 
         Raises:
-            InvalidArgumentError: no texts, too many, or an empty/blank text (field ``texts[i]``).
+            InvalidArgumentError: no texts, too many, or an empty/blank or too long text (field
+                ``texts[i]``);
+                a version outside 1..``MAX_MODEL_VERSION`` (field ``model.version``).
             UnavailableError, DeadlineExceededError, NotFoundError: from the model server.
         """
+        if version is not None:  # the one version check, so a bad one never reaches Triton
+            ModelRef.parse_version(str(version), "model.version")
         if len(texts) == 0:
             raise InvalidArgumentError(field, "at least one text is required")
         if len(texts) > self.max_texts:
             raise InvalidArgumentError(field, f"at most {self.max_texts} texts per call, got {len(texts)}")
-        for i, text in enumerate(texts):
-            if not isinstance(text, str) or not text.strip():
-                raise InvalidArgumentError(f"{field}[{i}]", "must not be empty")
+        raise_violations([v for i, text in enumerate(texts)
+                          for v in text_violations(text, f"{field}[{i}]", self.max_text_chars)], field)
         sig = self.signature
         batches = await asyncio.to_thread(self._tokenizer.encode_groups, texts, sig.max_batch_size, field)
         n = len(texts)
@@ -122,7 +135,7 @@ class TextEncoder:
             counts[batch.indices] = batch.attention_mask.sum(axis=1)
 
         await asyncio.gather(*(run(b) for b in batches))
-        known = {int(v) for v in served if v.isdigit()}
+        known = {number for v in served if (number := version_number(v)) is not None}
         if len(known) > 1:
             raise UnavailableError("triton", f"{self.model}: the call was served by versions "
                                    f"{sorted(known)} (a reload in progress); retry")

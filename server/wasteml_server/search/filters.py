@@ -7,6 +7,9 @@ bounding box) and a minimum score; every set filter must hold (logical AND), as 
 How each filter is executed:
 
 - ``kinds`` / ``sources``: ``kind in [...]`` in the Milvus expression (scalar index on ``kind``).
+  Every string that enters an expression (kinds, sources, document ids in the store's gets,
+  deletes and paging) is written by :func:`quote_string`, the one quoting function, so caller
+  text can never change an expression's meaning.
 - ``created_at``: ``created_at >= start and created_at < end`` on int64 epoch seconds
   (start inclusive, end exclusive; whole-second resolution, times floored).
 - ``bounding_box``: ``lat``/``lon`` ranges in the expression (inclusive edges). A box must have
@@ -33,15 +36,23 @@ Documents without a location are stored with the sentinel coordinates
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
 
-from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
+from wasteml_server.core.errors import FieldViolation
 from wasteml_server.core.geo import EARTH_RADIUS_M, GeoPoint, haversine_m
-from wasteml_server.search.documents import epoch_s
+from wasteml_server.search.documents import (
+    DEFAULT_MAX_TEXT_CHARS,
+    MAX_LABEL_BYTES,
+    epoch_s,
+    label_violations,
+    raise_violations,
+    text_violations,
+)
 
 #: Stored latitude and longitude of a document that has no location: outside -180..180, so
 #: no geo expression selects it.
@@ -108,19 +119,14 @@ class SearchFilters:
     sources: tuple[str, ...] = field(default=())
 
 
-def _raise(violations: list[FieldViolation]) -> None:
-    if violations:
-        first, *rest = violations
-        raise InvalidArgumentError(first.field, first.description, *rest)
-
-
 def filter_violations(filters: SearchFilters, prefix: str = "filters") -> list[FieldViolation]:
     """Every reason ``filters`` is invalid, as field violations under ``prefix``.
 
     Checks: latitudes within -90..90 and longitudes within -180..180 (finite), ``radius_m`` > 0
     and finite, box corners not inverted, ``end_time`` after ``start_time``, aware times,
-    ``min_score`` within -1..1, at most :data:`MAX_FILTER_VALUES` kinds/sources, no empty ones,
-    not both a radius and a box.
+    ``min_score`` within -1..1, at most :data:`MAX_FILTER_VALUES` kinds/sources, each
+    non-empty, at most 256 UTF-8 bytes and free of control characters (the rule of stored
+    kinds and sources, ``documents.label_violations``), not both a radius and a box.
     """
     out: list[FieldViolation] = []
     for name in ("kinds", "sources"):
@@ -129,10 +135,10 @@ def filter_violations(filters: SearchFilters, prefix: str = "filters") -> list[F
             out.append(FieldViolation(f"{prefix}.{name}", "must be a list of strings"))
             continue
         if len(values) > MAX_FILTER_VALUES:
-            out.append(FieldViolation(f"{prefix}.{name}", f"at most {MAX_FILTER_VALUES} values"))
+            out.append(FieldViolation(f"{prefix}.{name}", f"at most {MAX_FILTER_VALUES} values, got {len(values)}"))
+            continue
         for i, v in enumerate(values):
-            if not isinstance(v, str) or not v:
-                out.append(FieldViolation(f"{prefix}.{name}[{i}]", "must be a non-empty string"))
+            out += label_violations(v, f"{prefix}.{name}[{i}]", max_bytes=MAX_LABEL_BYTES, required=True)
     tr = filters.created_at
     if tr is not None:
         for name in ("start_time", "end_time"):
@@ -188,31 +194,76 @@ def filter_violations(filters: SearchFilters, prefix: str = "filters") -> list[F
     return out
 
 
-def validate_search(query: str | None, top_k: int, filters: SearchFilters | None) -> None:
+def validate_search(
+    query: str | None,
+    top_k: int,
+    filters: SearchFilters | None,
+    max_query_chars: int = DEFAULT_MAX_TEXT_CHARS,
+) -> None:
     """Validate a search request (``wasteml.v1.SearchRequest``).
 
     Args:
         query: the query text; ``None`` skips the check (vector searches).
         top_k: hits wanted, 1..:data:`MAX_TOP_K`.
         filters: the filters or ``None``.
+        max_query_chars: longest query in characters (``settings.search_max_text_chars``),
+            checked before the query is tokenised.
 
     Raises:
         InvalidArgumentError: naming every bad field, e.g. ``top_k``, ``query``,
             ``filters.radius.radius_m``, ``filters.created_at.end_time``.
     """
     out: list[FieldViolation] = []
-    if query is not None and (not isinstance(query, str) or not query.strip()):
-        out.append(FieldViolation("query", "must be a non-blank string"))
+    if query is not None:
+        out += text_violations(query, "query", max_query_chars)
     if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         out.append(FieldViolation("top_k", f"must be within 1..{MAX_TOP_K}, got {top_k}"))
     if filters is not None:
         out.extend(filter_violations(filters))
-    _raise(out)
+    raise_violations(out, "filters")
 
 
-def _quote(value: str) -> str:
-    """A Milvus string literal: double quotes, with backslash and double quote escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+#: Escapes inside a double-quoted Milvus string literal. Both back-ends read these the same:
+#: Milvus Lite's lexer (``\" \' \\ \n \r \t``) and the Milvus server's (Go
+#: ``strconv.Unquote`` after its ANTLR lexer, which refuses a raw CR or LF inside a string).
+#: Every other character, control characters and non-ASCII included, stands for itself.
+_LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NEEDS_ESCAPE = re.compile('[\\\\"\n\r\t]')
+
+
+def quote_string(value: str) -> str:
+    r"""``value`` as a Milvus expression string literal: the one way caller text enters an
+    expression (filters here; ids in ``MilvusStore`` gets, deletes and paging).
+
+    Double quotes around; backslash, double quote, LF, CR and tab escaped
+    (:data:`_LITERAL_ESCAPES`); every other character as is. The literal always parses back to
+    exactly ``value`` on Milvus Lite and on a Milvus server (tested on both), so an id such as
+    ``zz'] or id not in ['d1`` is just an id that does not exist.
+
+    Examples: ``quote_string("O'Brien")`` -> ``"O'Brien"``; ``quote_string('a"b\c')`` ->
+    ``"a\"b\\c"``.
+
+    Raises:
+        TypeError: ``value`` is not a ``str`` (a bug of the caller, not input).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"quote_string needs a str, got {type(value).__name__}")
+    return '"' + _NEEDS_ESCAPE.sub(lambda m: _LITERAL_ESCAPES[m.group()], value) + '"'
+
+
+def in_expression(field_name: str, values: Sequence[str]) -> str:
+    """``field in ["a", "b"]`` with every value quoted by :func:`quote_string`.
+
+    Args:
+        field_name: a schema field name (this server's, never caller input).
+        values: one or more strings.
+
+    Raises:
+        ValueError: ``values`` is empty (Milvus has no empty list literal semantics we rely on).
+    """
+    if not values:
+        raise ValueError("in_expression needs at least one value")
+    return f"{field_name} in [" + ", ".join(quote_string(v) for v in values) + "]"
 
 
 def circle_bounding_ranges(circle: GeoCircle) -> tuple[float, float, list[tuple[float, float]]]:
@@ -262,9 +313,9 @@ def build_expression(filters: SearchFilters | None) -> str:
         return ""
     parts: list[str] = []
     if filters.kinds:
-        parts.append("kind in [" + ", ".join(_quote(k) for k in filters.kinds) + "]")
+        parts.append(in_expression("kind", filters.kinds))
     if filters.sources:
-        parts.append("source in [" + ", ".join(_quote(s) for s in filters.sources) + "]")
+        parts.append(in_expression("source", filters.sources))
     tr = filters.created_at
     if tr is not None:
         if tr.start_time is not None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Sized
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from wasteml_server.core.common import ModelRef
-from wasteml_server.core.errors import InvalidArgumentError
-from wasteml_server.search.documents import Document, validate_documents
+from wasteml_server.core.errors import InvalidArgumentError, UnavailableError, WastemlError
+from wasteml_server.search.documents import DEFAULT_MAX_TEXT_CHARS, Document, validate_documents
 from wasteml_server.search.embedding import Embedder
 from wasteml_server.search.store import DocumentStore
 
@@ -30,6 +31,9 @@ class IndexReport:
         approximate_location: received documents flagged ``location_approximate``.
         seconds: wall time, s.
         model: the encoder (and version) used.
+        kinds: received documents per kind.
+        collection_size: rows in the collection afterwards (set by the search service; None
+            where nobody counted).
     """
 
     received: int = 0
@@ -39,11 +43,46 @@ class IndexReport:
     seconds: float = 0.0
     model: ModelRef = ModelRef("")
     kinds: dict[str, int] = field(default_factory=dict)
+    collection_size: int | None = None
 
     @property
     def docs_per_s(self) -> float:
         """Received documents per second of wall time."""
         return self.received / self.seconds if self.seconds > 0 else 0.0
+
+
+def with_stored_count(error: BaseException, stored: int, total: int | None = None) -> BaseException:
+    """``error`` of a failed ingestion, its message extended with how many documents were
+    stored before it (``"...; 128 of 150 documents were confirmed stored before the failure
+    ..."``), so a caller never has to guess.
+
+    Only domain errors (``WastemlError``) are extended (same class, same fields otherwise); an
+    ``InvalidArgumentError`` keeps its field violations untouched, and anything else (a bug,
+    a cancellation) is returned as is.
+
+    Args:
+        error: what failed.
+        stored: documents of batches that finished (written, or found unchanged).
+        total: documents of the whole input, when known.
+    """
+    if isinstance(error, InvalidArgumentError) or not isinstance(error, WastemlError):
+        return error
+    of = f" of {total}" if total is not None else ""
+    note = (f"{stored}{of} documents were confirmed stored before the failure (a batch being "
+            "written then may be stored too); re-sending them is safe (ingestion is idempotent)")
+    if isinstance(error, UnavailableError):
+        return UnavailableError(error.dependency, f"{error.detail}; {note}")
+    try:
+        return type(error)(f"{error.message}; {note}")
+    except TypeError:  # a domain error with another constructor: keep it unchanged
+        return error
+
+
+def _raise_with_stored(error: BaseException, report: IndexReport, total: int | None) -> NoReturn:
+    extended = with_stored_count(error, report.upserted + report.unchanged, total)
+    if extended is error:
+        raise error
+    raise extended from error
 
 
 async def _batches(
@@ -77,6 +116,8 @@ async def index_documents(
     skip_unchanged: bool = True,
     flush: bool = True,
     progress: Callable[[int], None] | None = None,
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    total: int | None = None,
 ) -> IndexReport:
     """Embed and upsert documents by id, ``in_flight`` batches at a time.
 
@@ -97,18 +138,26 @@ async def index_documents(
         skip_unchanged: compare with stored rows and skip identical ones.
         flush: flush at the end so Milvus Lite indexes the new rows.
         progress: called with the number of documents finished after each batch.
+        max_text_chars: most characters of a document's text (``settings.search_max_text_chars``).
+        total: number of documents of the whole input when known (for the stored-count note
+            of a failure); ``len(docs)`` of a sized input by default.
 
     Returns:
         the :class:`IndexReport`.
 
     Raises:
         InvalidArgumentError: a bad document (``documents[i].<field>``, ``i`` its position in
-            the input); batches before it may already be stored.
-        UnavailableError: Milvus or the encoder is down.
+            the input); batches before it may already be stored (the ``IndexDocuments`` RPC
+            validates the whole stream first, see ``SemanticSearchService.index_documents``).
+        UnavailableError: Milvus or the encoder is down; the message says how many documents
+            were stored before the failure (:func:`with_stored_count`), as do other domain
+            errors raised by the store or the encoder.
     """
     if batch_size < 1 or in_flight < 1:
         raise ValueError("batch_size and in_flight must be >= 1")
     t0 = time.perf_counter()
+    if total is None and isinstance(docs, Sized):
+        total = len(docs)
     resolve = getattr(embedder, "resolve_version", None)
     if resolve is not None:  # e.g. TritonEmbedder with "latest": pin the served version first
         await resolve()
@@ -146,7 +195,7 @@ async def index_documents(
         if errors:
             break
         try:
-            validate_documents(batch, start=position, allow_repeats=True)
+            validate_documents(batch, start=position, allow_repeats=True, max_text_chars=max_text_chars)
         except InvalidArgumentError as exc:
             errors.append(exc)
             break
@@ -164,9 +213,12 @@ async def index_documents(
     if tasks:
         await asyncio.gather(*tasks)
     if errors:
-        raise errors[0]
+        _raise_with_stored(errors[0], report, total)
     if flush and report.upserted:
-        await asyncio.to_thread(store.flush, collection)
+        try:
+            await asyncio.to_thread(store.flush, collection)
+        except WastemlError as exc:
+            _raise_with_stored(exc, report, total)
     report.seconds = time.perf_counter() - t0
     return report
 

@@ -4,12 +4,16 @@
 fakes. Methods are blocking (the service runs them with ``asyncio.to_thread``); a store that
 is down raises ``UnavailableError("milvus", ...)``. Vectors are float32 unit vectors of the
 store's ``dimension``; ``model`` is the encoder version that made them.
+
+Reads never create a collection: every method but ``ensure_collection`` (and ``upsert``, which
+ingestion calls after it) raises ``NotFoundError`` for a collection that does not exist, the
+default collection excepted (a store may create that one on any call).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,8 +28,21 @@ class DocumentStore(Protocol):
     default_collection: str
     dimension: int
 
-    def ensure_collection(self, collection: str | None = None) -> None:
-        """Create and load the collection if needed."""
+    def ensure_collection(self, collection: str | None = None, *, create: bool = True) -> None:
+        """Load the collection; create it first when missing and ``create`` (else
+        ``NotFoundError``, unless it is the default collection)."""
+        ...
+
+    def has_collection(self, collection: str | None = None) -> bool:
+        """Whether the collection exists (never creates it)."""
+        ...
+
+    def list_collections(self) -> list[str]:
+        """Names of every collection of the back-end."""
+        ...
+
+    def get(self, ids: Sequence[str], collection: str | None = None, *, strong: bool = False) -> dict[str, Any]:
+        """Stored rows of those ``ids`` that exist, by id (``strong``: see every completed write)."""
         ...
 
     def changed(self, docs: Sequence[Document], model: ModelRef, collection: str | None = None) -> list[bool]:

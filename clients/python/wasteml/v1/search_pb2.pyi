@@ -37,19 +37,27 @@ class SearchDocument(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
-    """Caller-chosen unique id, e.g. the 311 case enquiry id. Upserts are keyed by it."""
+    """Caller-chosen unique id, e.g. the 311 case enquiry id. Upserts are keyed by it.
+    1..128 UTF-8 bytes, any characters but control characters (U+0000-U+001F,
+    U+007F-U+009F): quotes, apostrophes ("O'Brien") and backslashes are ids like any other.
+    """
     text: _builtins.str
-    """The text that is embedded and returned in hits. Longer texts are truncated to the
+    """The text that is embedded and returned in hits; non-blank, at most 8192 characters
+    (setting `search_max_text_chars`) and 8192 UTF-8 bytes. Longer texts are truncated to the
     encoder's maximum sequence length (256 tokens) for embedding; the stored text is whole.
     """
     kind: _builtins.str
-    """Document kind used by the kinds filter, e.g. the 311 case type "Pick up Dead Animal"."""
+    """Document kind used by the kinds filter, e.g. the 311 case type "Pick up Dead Animal".
+    At most 256 UTF-8 bytes without control characters (as `source`).
+    """
     location_approximate: _builtins.bool
     """True when `location` is an approximate or fallback geocode (e.g. Boston's City Hall
     default point) rather than the real place.
     """
     source: _builtins.str
-    """Where the document came from, e.g. "boston_311_2015" or a channel such as "Constituent Call"."""
+    """Where the document came from, e.g. "boston_311_2015" or a channel such as "Constituent Call".
+    At most 256 UTF-8 bytes without control characters.
+    """
     @_builtins.property
     def location(self) -> _common_pb2.GeoPoint:
         """Where the document refers to; unset means no location (such documents never pass a geo filter)."""
@@ -119,7 +127,9 @@ class EmbedRequest(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Texts to embed, 1..the server's maximum batch size; empty strings are rejected."""
+        """Texts to embed, 1..`search_max_embed_texts` (default 1024) of them, each non-blank and at
+        most `search_max_text_chars` (default 8192) characters.
+        """
 
     @_builtins.property
     def model(self) -> _common_pb2.ModelRef:
@@ -193,7 +203,9 @@ class IndexDocumentsRequest(_message.Message):
     """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchDocument]:
-        """Documents to upsert; any number per message (the server re-batches them)."""
+        """Documents to upsert; any number per message (the server re-batches them). Errors name a
+        document by its position in the whole stream: `documents[140]` is the 141st document sent.
+        """
 
     def __init__(
         self,
@@ -226,7 +238,7 @@ class IndexDocumentsResponse(_message.Message):
     collection: _builtins.str
     """The collection written to."""
     documents_received: _builtins.int
-    """Documents received over the stream."""
+    """Documents received over the stream (repeated ids included)."""
     documents_upserted: _builtins.int
     """Documents inserted or replaced (upserted) in the collection."""
     collection_size: _builtins.int
@@ -273,7 +285,9 @@ class SearchFilters(_message.Message):
     """Keep only hits with a cosine similarity score >= this value (-1..1); unset means no minimum."""
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Keep only documents whose kind is one of these; empty means any kind."""
+        """Keep only documents whose kind is one of these; empty means any kind. At most 256
+        values, each non-empty, at most 256 UTF-8 bytes, without control characters.
+        """
 
     @_builtins.property
     def created_at(self) -> _common_pb2.TimeRange:
@@ -289,7 +303,7 @@ class SearchFilters(_message.Message):
 
     @_builtins.property
     def sources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Keep only documents from these sources; empty means any source."""
+        """Keep only documents from these sources; empty means any source (rules as `kinds`)."""
 
     def __init__(
         self,
@@ -327,9 +341,13 @@ class SearchRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     collection: _builtins.str
-    """Collection to search; empty means the server's default collection."""
+    """Collection to search; empty means the server's default collection. NOT_FOUND when it
+    does not exist.
+    """
     query: _builtins.str
-    """The query in plain words, e.g. "overflowing dumpster behind the market". Must be non-empty."""
+    """The query in plain words, e.g. "overflowing dumpster behind the market". Must be
+    non-blank, at most `search_max_text_chars` (default 8192) characters.
+    """
     top_k: _builtins.int
     """Number of hits wanted, 1..1000. Negative or zero values are rejected with INVALID_ARGUMENT."""
     @_builtins.property
@@ -464,7 +482,9 @@ class DeleteDocumentsRequest(_message.Message):
     """Collection to delete from; empty means the server's default collection."""
     @_builtins.property
     def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Ids of the documents to delete; at least one."""
+        """Ids of the documents to delete; 1..16384 of them, each following the `SearchDocument.id`
+        rule (1..128 UTF-8 bytes, no control characters).
+        """
 
     def __init__(
         self,

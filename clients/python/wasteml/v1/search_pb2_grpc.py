@@ -75,7 +75,21 @@ class SemanticSearchServicer:
 
     def IndexDocuments(self, request_iterator, context):
         """Upserts documents streamed by the client, batched for Triton's dynamic batcher.
-        Idempotent: a document id that already exists is replaced, never duplicated.
+        Idempotent: a document id that already exists is replaced, never duplicated; a repeated
+        id within a stream keeps its last document. Creates the collection when it does not exist.
+
+        All or nothing for the request's own content: the server reads the whole stream and
+        validates every document before it embeds or stores any, so one bad field anywhere
+        (INVALID_ARGUMENT naming `documents[<n>].<field>`, n the document's position in the whole
+        stream, whatever message carried it) stores nothing. Limits (server settings): at most
+        `search_max_stream_documents` documents per stream (default 25,000; more: INVALID_ARGUMENT
+        on `documents`); at most `search_max_collection_documents` per collection (default
+        100,000) and `search_max_collections` collections (default 64), and at most
+        `search_max_concurrent_index_streams` streams at once (default 4): RESOURCE_EXHAUSTED,
+        nothing stored. If a dependency fails after some batches were stored (UNAVAILABLE when
+        Milvus or Triton is down), the status message says how many of the stream's documents
+        were stored ("128 of 150 documents were confirmed stored before the failure"); re-sending
+        the whole stream is safe. A stream cut by its deadline or cancelled may have stored a part.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,20 +97,22 @@ class SemanticSearchServicer:
 
     def Search(self, request, context):
         """Returns the documents most similar to a query text that pass the filters.
+        A collection that does not exist is NOT_FOUND (searching never creates one).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteDocuments(self, request, context):
-        """Deletes documents by id; unknown ids are ignored.
+        """Deletes documents by id; unknown ids are ignored. A collection that does not exist is
+        NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCollectionStats(self, request, context):
-        """Returns the size and configuration of a collection.
+        """Returns the size and configuration of a collection; NOT_FOUND when it does not exist.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

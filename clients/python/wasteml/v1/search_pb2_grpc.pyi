@@ -40,14 +40,32 @@ class SemanticSearchStub:
     """Embeds texts with the text encoder on Triton; vectors are L2-normalised."""
     IndexDocuments: _grpc.StreamUnaryMultiCallable[_search_pb2.IndexDocumentsRequest, _search_pb2.IndexDocumentsResponse]
     """Upserts documents streamed by the client, batched for Triton's dynamic batcher.
-    Idempotent: a document id that already exists is replaced, never duplicated.
+    Idempotent: a document id that already exists is replaced, never duplicated; a repeated
+    id within a stream keeps its last document. Creates the collection when it does not exist.
+
+    All or nothing for the request's own content: the server reads the whole stream and
+    validates every document before it embeds or stores any, so one bad field anywhere
+    (INVALID_ARGUMENT naming `documents[<n>].<field>`, n the document's position in the whole
+    stream, whatever message carried it) stores nothing. Limits (server settings): at most
+    `search_max_stream_documents` documents per stream (default 25,000; more: INVALID_ARGUMENT
+    on `documents`); at most `search_max_collection_documents` per collection (default
+    100,000) and `search_max_collections` collections (default 64), and at most
+    `search_max_concurrent_index_streams` streams at once (default 4): RESOURCE_EXHAUSTED,
+    nothing stored. If a dependency fails after some batches were stored (UNAVAILABLE when
+    Milvus or Triton is down), the status message says how many of the stream's documents
+    were stored ("128 of 150 documents were confirmed stored before the failure"); re-sending
+    the whole stream is safe. A stream cut by its deadline or cancelled may have stored a part.
     """
     Search: _grpc.UnaryUnaryMultiCallable[_search_pb2.SearchRequest, _search_pb2.SearchResponse]
-    """Returns the documents most similar to a query text that pass the filters."""
+    """Returns the documents most similar to a query text that pass the filters.
+    A collection that does not exist is NOT_FOUND (searching never creates one).
+    """
     DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_search_pb2.DeleteDocumentsRequest, _search_pb2.DeleteDocumentsResponse]
-    """Deletes documents by id; unknown ids are ignored."""
+    """Deletes documents by id; unknown ids are ignored. A collection that does not exist is
+    NOT_FOUND.
+    """
     GetCollectionStats: _grpc.UnaryUnaryMultiCallable[_search_pb2.GetCollectionStatsRequest, _search_pb2.GetCollectionStatsResponse]
-    """Returns the size and configuration of a collection."""
+    """Returns the size and configuration of a collection; NOT_FOUND when it does not exist."""
 
 @_typing.type_check_only
 class SemanticSearchAsyncStub(SemanticSearchStub):
@@ -58,14 +76,32 @@ class SemanticSearchAsyncStub(SemanticSearchStub):
     """Embeds texts with the text encoder on Triton; vectors are L2-normalised."""
     IndexDocuments: _aio.StreamUnaryMultiCallable[_search_pb2.IndexDocumentsRequest, _search_pb2.IndexDocumentsResponse]  # type: ignore[assignment]
     """Upserts documents streamed by the client, batched for Triton's dynamic batcher.
-    Idempotent: a document id that already exists is replaced, never duplicated.
+    Idempotent: a document id that already exists is replaced, never duplicated; a repeated
+    id within a stream keeps its last document. Creates the collection when it does not exist.
+
+    All or nothing for the request's own content: the server reads the whole stream and
+    validates every document before it embeds or stores any, so one bad field anywhere
+    (INVALID_ARGUMENT naming `documents[<n>].<field>`, n the document's position in the whole
+    stream, whatever message carried it) stores nothing. Limits (server settings): at most
+    `search_max_stream_documents` documents per stream (default 25,000; more: INVALID_ARGUMENT
+    on `documents`); at most `search_max_collection_documents` per collection (default
+    100,000) and `search_max_collections` collections (default 64), and at most
+    `search_max_concurrent_index_streams` streams at once (default 4): RESOURCE_EXHAUSTED,
+    nothing stored. If a dependency fails after some batches were stored (UNAVAILABLE when
+    Milvus or Triton is down), the status message says how many of the stream's documents
+    were stored ("128 of 150 documents were confirmed stored before the failure"); re-sending
+    the whole stream is safe. A stream cut by its deadline or cancelled may have stored a part.
     """
     Search: _aio.UnaryUnaryMultiCallable[_search_pb2.SearchRequest, _search_pb2.SearchResponse]  # type: ignore[assignment]
-    """Returns the documents most similar to a query text that pass the filters."""
+    """Returns the documents most similar to a query text that pass the filters.
+    A collection that does not exist is NOT_FOUND (searching never creates one).
+    """
     DeleteDocuments: _aio.UnaryUnaryMultiCallable[_search_pb2.DeleteDocumentsRequest, _search_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
-    """Deletes documents by id; unknown ids are ignored."""
+    """Deletes documents by id; unknown ids are ignored. A collection that does not exist is
+    NOT_FOUND.
+    """
     GetCollectionStats: _aio.UnaryUnaryMultiCallable[_search_pb2.GetCollectionStatsRequest, _search_pb2.GetCollectionStatsResponse]  # type: ignore[assignment]
-    """Returns the size and configuration of a collection."""
+    """Returns the size and configuration of a collection; NOT_FOUND when it does not exist."""
 
 class SemanticSearchServicer(metaclass=_abc_1.ABCMeta):
     """Embeds, indexes, searches and deletes text documents in a Milvus collection."""
@@ -85,7 +121,21 @@ class SemanticSearchServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_search_pb2.IndexDocumentsResponse, _abc.Awaitable[_search_pb2.IndexDocumentsResponse]]:
         """Upserts documents streamed by the client, batched for Triton's dynamic batcher.
-        Idempotent: a document id that already exists is replaced, never duplicated.
+        Idempotent: a document id that already exists is replaced, never duplicated; a repeated
+        id within a stream keeps its last document. Creates the collection when it does not exist.
+
+        All or nothing for the request's own content: the server reads the whole stream and
+        validates every document before it embeds or stores any, so one bad field anywhere
+        (INVALID_ARGUMENT naming `documents[<n>].<field>`, n the document's position in the whole
+        stream, whatever message carried it) stores nothing. Limits (server settings): at most
+        `search_max_stream_documents` documents per stream (default 25,000; more: INVALID_ARGUMENT
+        on `documents`); at most `search_max_collection_documents` per collection (default
+        100,000) and `search_max_collections` collections (default 64), and at most
+        `search_max_concurrent_index_streams` streams at once (default 4): RESOURCE_EXHAUSTED,
+        nothing stored. If a dependency fails after some batches were stored (UNAVAILABLE when
+        Milvus or Triton is down), the status message says how many of the stream's documents
+        were stored ("128 of 150 documents were confirmed stored before the failure"); re-sending
+        the whole stream is safe. A stream cut by its deadline or cancelled may have stored a part.
         """
 
     @_abc_1.abstractmethod
@@ -94,7 +144,9 @@ class SemanticSearchServicer(metaclass=_abc_1.ABCMeta):
         request: _search_pb2.SearchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_search_pb2.SearchResponse, _abc.Awaitable[_search_pb2.SearchResponse]]:
-        """Returns the documents most similar to a query text that pass the filters."""
+        """Returns the documents most similar to a query text that pass the filters.
+        A collection that does not exist is NOT_FOUND (searching never creates one).
+        """
 
     @_abc_1.abstractmethod
     def DeleteDocuments(
@@ -102,7 +154,9 @@ class SemanticSearchServicer(metaclass=_abc_1.ABCMeta):
         request: _search_pb2.DeleteDocumentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_search_pb2.DeleteDocumentsResponse, _abc.Awaitable[_search_pb2.DeleteDocumentsResponse]]:
-        """Deletes documents by id; unknown ids are ignored."""
+        """Deletes documents by id; unknown ids are ignored. A collection that does not exist is
+        NOT_FOUND.
+        """
 
     @_abc_1.abstractmethod
     def GetCollectionStats(
@@ -110,6 +164,6 @@ class SemanticSearchServicer(metaclass=_abc_1.ABCMeta):
         request: _search_pb2.GetCollectionStatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_search_pb2.GetCollectionStatsResponse, _abc.Awaitable[_search_pb2.GetCollectionStatsResponse]]:
-        """Returns the size and configuration of a collection."""
+        """Returns the size and configuration of a collection; NOT_FOUND when it does not exist."""
 
 def add_SemanticSearchServicer_to_server(servicer: SemanticSearchServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -28,13 +28,16 @@ export const file_wasteml_v1_search: GenFile = /*@__PURE__*/
 export type SearchDocument = Message<"wasteml.v1.SearchDocument"> & {
   /**
    * Caller-chosen unique id, e.g. the 311 case enquiry id. Upserts are keyed by it.
+   * 1..128 UTF-8 bytes, any characters but control characters (U+0000-U+001F,
+   * U+007F-U+009F): quotes, apostrophes ("O'Brien") and backslashes are ids like any other.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * The text that is embedded and returned in hits. Longer texts are truncated to the
+   * The text that is embedded and returned in hits; non-blank, at most 8192 characters
+   * (setting `search_max_text_chars`) and 8192 UTF-8 bytes. Longer texts are truncated to the
    * encoder's maximum sequence length (256 tokens) for embedding; the stored text is whole.
    *
    * @generated from field: string text = 2;
@@ -43,6 +46,7 @@ export type SearchDocument = Message<"wasteml.v1.SearchDocument"> & {
 
   /**
    * Document kind used by the kinds filter, e.g. the 311 case type "Pick up Dead Animal".
+   * At most 256 UTF-8 bytes without control characters (as `source`).
    *
    * @generated from field: string kind = 3;
    */
@@ -72,6 +76,7 @@ export type SearchDocument = Message<"wasteml.v1.SearchDocument"> & {
 
   /**
    * Where the document came from, e.g. "boston_311_2015" or a channel such as "Constituent Call".
+   * At most 256 UTF-8 bytes without control characters.
    *
    * @generated from field: string source = 7;
    */
@@ -127,7 +132,8 @@ export const EmbeddingSchema: GenMessage<Embedding> = /*@__PURE__*/
  */
 export type EmbedRequest = Message<"wasteml.v1.EmbedRequest"> & {
   /**
-   * Texts to embed, 1..the server's maximum batch size; empty strings are rejected.
+   * Texts to embed, 1..`search_max_embed_texts` (default 1024) of them, each non-blank and at
+   * most `search_max_text_chars` (default 8192) characters.
    *
    * @generated from field: repeated string texts = 1;
    */
@@ -205,7 +211,8 @@ export type IndexDocumentsRequest = Message<"wasteml.v1.IndexDocumentsRequest"> 
   collection: string;
 
   /**
-   * Documents to upsert; any number per message (the server re-batches them).
+   * Documents to upsert; any number per message (the server re-batches them). Errors name a
+   * document by its position in the whole stream: `documents[140]` is the 141st document sent.
    *
    * @generated from field: repeated wasteml.v1.SearchDocument documents = 2;
    */
@@ -234,7 +241,7 @@ export type IndexDocumentsResponse = Message<"wasteml.v1.IndexDocumentsResponse"
   collection: string;
 
   /**
-   * Documents received over the stream.
+   * Documents received over the stream (repeated ids included).
    *
    * @generated from field: int64 documents_received = 2;
    */
@@ -283,7 +290,8 @@ export const IndexDocumentsResponseSchema: GenMessage<IndexDocumentsResponse> = 
  */
 export type SearchFilters = Message<"wasteml.v1.SearchFilters"> & {
   /**
-   * Keep only documents whose kind is one of these; empty means any kind.
+   * Keep only documents whose kind is one of these; empty means any kind. At most 256
+   * values, each non-empty, at most 256 UTF-8 bytes, without control characters.
    *
    * @generated from field: repeated string kinds = 1;
    */
@@ -327,7 +335,7 @@ export type SearchFilters = Message<"wasteml.v1.SearchFilters"> & {
   minScore?: number | undefined;
 
   /**
-   * Keep only documents from these sources; empty means any source.
+   * Keep only documents from these sources; empty means any source (rules as `kinds`).
    *
    * @generated from field: repeated string sources = 6;
    */
@@ -348,14 +356,16 @@ export const SearchFiltersSchema: GenMessage<SearchFilters> = /*@__PURE__*/
  */
 export type SearchRequest = Message<"wasteml.v1.SearchRequest"> & {
   /**
-   * Collection to search; empty means the server's default collection.
+   * Collection to search; empty means the server's default collection. NOT_FOUND when it
+   * does not exist.
    *
    * @generated from field: string collection = 1;
    */
   collection: string;
 
   /**
-   * The query in plain words, e.g. "overflowing dumpster behind the market". Must be non-empty.
+   * The query in plain words, e.g. "overflowing dumpster behind the market". Must be
+   * non-blank, at most `search_max_text_chars` (default 8192) characters.
    *
    * @generated from field: string query = 2;
    */
@@ -516,7 +526,8 @@ export type DeleteDocumentsRequest = Message<"wasteml.v1.DeleteDocumentsRequest"
   collection: string;
 
   /**
-   * Ids of the documents to delete; at least one.
+   * Ids of the documents to delete; 1..16384 of them, each following the `SearchDocument.id`
+   * rule (1..128 UTF-8 bytes, no control characters).
    *
    * @generated from field: repeated string ids = 2;
    */
@@ -667,7 +678,21 @@ export const SemanticSearch: GenService<{
   },
   /**
    * Upserts documents streamed by the client, batched for Triton's dynamic batcher.
-   * Idempotent: a document id that already exists is replaced, never duplicated.
+   * Idempotent: a document id that already exists is replaced, never duplicated; a repeated
+   * id within a stream keeps its last document. Creates the collection when it does not exist.
+   *
+   * All or nothing for the request's own content: the server reads the whole stream and
+   * validates every document before it embeds or stores any, so one bad field anywhere
+   * (INVALID_ARGUMENT naming `documents[<n>].<field>`, n the document's position in the whole
+   * stream, whatever message carried it) stores nothing. Limits (server settings): at most
+   * `search_max_stream_documents` documents per stream (default 25,000; more: INVALID_ARGUMENT
+   * on `documents`); at most `search_max_collection_documents` per collection (default
+   * 100,000) and `search_max_collections` collections (default 64), and at most
+   * `search_max_concurrent_index_streams` streams at once (default 4): RESOURCE_EXHAUSTED,
+   * nothing stored. If a dependency fails after some batches were stored (UNAVAILABLE when
+   * Milvus or Triton is down), the status message says how many of the stream's documents
+   * were stored ("128 of 150 documents were confirmed stored before the failure"); re-sending
+   * the whole stream is safe. A stream cut by its deadline or cancelled may have stored a part.
    *
    * @generated from rpc wasteml.v1.SemanticSearch.IndexDocuments
    */
@@ -678,6 +703,7 @@ export const SemanticSearch: GenService<{
   },
   /**
    * Returns the documents most similar to a query text that pass the filters.
+   * A collection that does not exist is NOT_FOUND (searching never creates one).
    *
    * @generated from rpc wasteml.v1.SemanticSearch.Search
    */
@@ -687,7 +713,8 @@ export const SemanticSearch: GenService<{
     output: typeof SearchResponseSchema;
   },
   /**
-   * Deletes documents by id; unknown ids are ignored.
+   * Deletes documents by id; unknown ids are ignored. A collection that does not exist is
+   * NOT_FOUND.
    *
    * @generated from rpc wasteml.v1.SemanticSearch.DeleteDocuments
    */
@@ -697,7 +724,7 @@ export const SemanticSearch: GenService<{
     output: typeof DeleteDocumentsResponseSchema;
   },
   /**
-   * Returns the size and configuration of a collection.
+   * Returns the size and configuration of a collection; NOT_FOUND when it does not exist.
    *
    * @generated from rpc wasteml.v1.SemanticSearch.GetCollectionStats
    */
