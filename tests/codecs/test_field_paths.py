@@ -2,25 +2,25 @@
 domain error whose field paths exist in the request message, and named cases point where they
 should (a duplicate or empty PlanDay ``bin_id`` is ``bins[i].bin_id``).
 
-The fuzzer walks a real request's descriptor tree, picks fields at random and gives them
-hostile values (NaN, infinities, negatives, extremes, empty or odd strings, cleared messages,
-removed or duplicated elements), then decodes the request as the servicer would. Anything but
+The fuzzer (``proto_fuzz.mutated``) walks a real request's descriptor tree, picks fields at
+random and gives them hostile values (NaN, infinities, negatives, extremes, empty, huge or odd
+strings, unknown enums, cleared messages, removed, duplicated or thousands of elements), then
+decodes the request as the servicer would. Anything but
 success or ``InvalidArgumentError`` (an ``IndexError``, ``TypeError``, a bare ``ValueError``) is a
 bug: hostile input must get a clear error naming the field.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from contract_paths import field_exists
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from proto_fuzz import mutated
 from wasteml_testing import DATA_DIR, REPO_ROOT
 
 from wasteml.v1 import common_pb2, routing_pb2, search_pb2
@@ -36,91 +36,6 @@ from wasteml_server.search.filters import validate_search
 from wasteml_server.transport.validation import check_enums
 from wasteml_tools.planning.blantyre_request import plan_day_request
 from wasteml_tools.routing.instances import load_instance
-
-_DOUBLES = [math.nan, math.inf, -math.inf, -1.0, 0.0, -1e-9, 1e-9, 0.5, 1e12, -1e12, 2.0**53]
-_INTS = [-1, 0, 1, 2, 7, 2**31 - 1, -(2**31)]
-_INT64S = [-1, 0, 1, 2**40, -(2**40), 2**63 - 1]
-_STRINGS = ["", " ", "x" * 300, "O'Brien", 'a"b', "back\\slash", "line\nbreak", "ünï", "0"]
-
-
-def _is_repeated(field: FieldDescriptor) -> bool:
-    is_repeated = getattr(field, "is_repeated", None)
-    return bool(is_repeated) if is_repeated is not None else field.label == FieldDescriptor.LABEL_REPEATED
-
-
-def _targets(msg: Message, depth: int = 0) -> list[tuple[Message, FieldDescriptor, int | None]]:
-    """Every (message, field, element index) reachable in ``msg`` (set fields, a few levels)."""
-    out: list[tuple[Message, FieldDescriptor, int | None]] = []
-    if depth > 6:
-        return out
-    for field in msg.DESCRIPTOR.fields:
-        value = getattr(msg, field.name)
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            continue
-        if _is_repeated(field):
-            out.append((msg, field, None))
-            for i in range(min(len(value), 4)):
-                if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    out.extend(_targets(value[i], depth + 1))
-                else:
-                    out.append((msg, field, i))
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            out.append((msg, field, None))
-            if msg.HasField(field.name):
-                out.extend(_targets(value, depth + 1))
-        else:
-            out.append((msg, field, None))
-    return out
-
-
-def _hostile(draw: st.DrawFn, field: FieldDescriptor) -> object:
-    t = field.type
-    if t in (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT):
-        return draw(st.sampled_from(_DOUBLES))
-    if t in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32):
-        return draw(st.sampled_from(_INTS))
-    if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64):
-        return draw(st.sampled_from(_INT64S))
-    if t == FieldDescriptor.TYPE_STRING:
-        return draw(st.sampled_from(_STRINGS))
-    if t == FieldDescriptor.TYPE_BOOL:
-        return draw(st.booleans())
-    if t == FieldDescriptor.TYPE_ENUM:
-        return draw(st.sampled_from([v.number for v in field.enum_type.values]))
-    raise AssertionError(f"unexpected scalar type {t}")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, base: Message, max_changes: int = 3) -> Message:
-    """``base`` with 1..max_changes hostile changes."""
-    msg = type(base)()
-    msg.CopyFrom(base)
-    for _ in range(draw(st.integers(1, max_changes))):
-        targets = _targets(msg)
-        parent, field, index = draw(st.sampled_from(targets))
-        value = getattr(parent, field.name)
-        if _is_repeated(field) and index is None:
-            action = draw(st.sampled_from(["clear", "drop", "duplicate", "add"]))
-            if action == "clear":
-                parent.ClearField(field.name)
-            elif action == "drop" and len(value):
-                del value[draw(st.integers(0, len(value) - 1))]
-            elif action == "duplicate" and len(value):
-                if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    value.add().CopyFrom(value[draw(st.integers(0, len(value) - 1))])
-                else:
-                    value.append(value[0])
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                value.add()
-            else:
-                value.append(_hostile(draw, field))
-        elif _is_repeated(field):
-            value[index] = _hostile(draw, field)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            parent.ClearField(field.name)
-        else:
-            setattr(parent, field.name, _hostile(draw, field))
-    return msg
 
 
 def _decode_routing(request: routing_pb2.SolveRequest) -> None:

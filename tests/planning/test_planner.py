@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from contract_paths import field_exists
 from wasteml_testing import DATA_DIR
 
+from wasteml.v1 import planning_pb2
 from wasteml_server.core.common import ModelRef
 from wasteml_server.core.errors import InvalidArgumentError
 from wasteml_server.core.geo import GeoPoint
@@ -241,3 +243,48 @@ async def test_bad_requests_name_their_field(change: dict, field: str) -> None:
         await _run(planner, _request(**change))
     assert err.value.field == field
     assert fakes["complaints"].calls == [] and fakes["plans"].saved == []
+
+
+@dataclass
+class RefusingPredictor(FakePredictor):
+    """Refuses the batch as the fill model does, naming a field of *its* request."""
+
+    field_path: str = "bins[1].recent_readings"
+
+    async def predict(self, bins: list[BinFill]) -> tuple[dict[str, FillForecast], ModelRef]:
+        self.asked.append([b.bin_id for b in bins])
+        raise InvalidArgumentError(self.field_path, "reading times must be strictly increasing")
+
+
+@dataclass
+class RefusingComplaints(FakeComplaints):
+    """Refuses the query as the search service does, naming a field of a SearchRequest."""
+
+    field_path: str = "query"
+
+    async def near(self, points, query: ComplaintQuery):
+        raise InvalidArgumentError(self.field_path, "must be at most 8192 characters")
+
+
+async def test_errors_of_the_services_name_the_plan_requests_fields() -> None:
+    """The fill model names bins of the batch it was sent (only the bins with recent readings);
+    the planner names the request's bin instead (bins[1] of the batch is the request's bins[5]
+    when the read bins come last), its target time as prediction_time, and the complaint
+    search's query as policy.complaint_query; every path exists in PlanDayRequest."""
+    request = _request()
+    reordered = replace(request, bins=request.bins[4:] + request.bins[:4])  # read bins are 4..7 now
+    for batch_field, request_field in (("bins[1].recent_readings", "bins[5].recent_readings"),
+                                       ("bins[0].target_time", "prediction_time"), ("bins", "bins")):
+        planner, fakes = _planner(predictor=RefusingPredictor(field_path=batch_field))
+        with pytest.raises(InvalidArgumentError) as err:
+            await _run(planner, reordered)
+        assert fakes["predictor"].asked[0][1] == reordered.bins[5].bin_id
+        assert err.value.field == request_field
+        assert field_exists(planning_pb2.PlanDayRequest.DESCRIPTOR, err.value.field)
+    for search_field, request_field in (("query", "policy.complaint_query"),
+                                        ("collection", "policy.complaint_collection"),
+                                        ("filters[3].radius.radius_m", "policy.complaint_radius_m")):
+        planner, _ = _planner(complaints=RefusingComplaints(field_path=search_field))
+        with pytest.raises(InvalidArgumentError) as err:
+            await _run(planner, request)
+        assert err.value.field == request_field

@@ -37,9 +37,23 @@ def _request(**kw):
     return req
 
 
+@pytest.fixture(scope="module", autouse=True)
+def complaint_collection(client: WastemlClient) -> str:
+    """The plans' complaint collection, created by ingestion (reads never create one) with one
+    complaint 12,000 km from Blantyre, so that no skip has a complaint nearby."""
+    far = search_pb2.SearchDocument(id="far-away-1", kind="Overflowing or Un-kept Dumpster", source="test",
+                                    text="Overflowing dumpster behind the library.")
+    far.location.latitude_deg, far.location.longitude_deg = 42.3601, -71.0589  # Boston
+    far.created_at.FromDatetime(datetime(2021, 5, 29, 9, 0, tzinfo=UTC))
+    reply = client.search.IndexDocuments(
+        iter([search_pb2.IndexDocumentsRequest(collection=COLLECTION, documents=[far])]), timeout=120)
+    assert reply.documents_received == 1
+    return COLLECTION
+
+
 @pytest.fixture(scope="module")
 def baseline(client: WastemlClient):
-    """One plan of the real day, no complaints indexed."""
+    """One plan of the real day, no complaint near any skip."""
     request = _request()
     events, plan = _run(client, request)
     return request, events, plan

@@ -9,6 +9,7 @@ import signal
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from routing_checker import DATA_DIR, violations
 
@@ -19,11 +20,13 @@ from wasteml_server.core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
+from wasteml_server.core.geo import GeoPoint
 from wasteml_server.core.settings import Settings
+from wasteml_server.routing.builder import TravelMatrix, build_problem
 from wasteml_server.routing.jobs import JobStatus
 from wasteml_server.routing.options import EngineName, SolveOptions
 from wasteml_server.routing.pool import SolverPool
-from wasteml_server.routing.problem import TimeWindow
+from wasteml_server.routing.problem import Depot, Problem, Stop, TimeWindow, VehicleType
 from wasteml_server.routing.solution import SolveStatus
 from wasteml_tools.routing.instances import load_instance
 
@@ -173,3 +176,126 @@ async def test_caller_deadline_ends_search_before_time_limit(r101):
                                deadline=time.time() + 1.5)
         assert sol.status is SolveStatus.FEASIBLE and violations(r101, sol) == []
         assert time.monotonic() - t0 < 4.0
+
+
+def _vm_mib(pid: int) -> float:
+    """Address space (VmSize) of a process, MiB."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmSize")
+
+
+@pytest.fixture(scope="module")
+def worker_baseline_mib() -> float:
+    """The address space of an idle solver worker (both engines imported), measured on a pool
+    without a memory limit."""
+    async def measure() -> float:
+        async with SolverPool(_settings(solver_workers=1, solver_worker_memory_mib=0)) as pool:
+            await pool.wait_ready()
+            return _vm_mib(pool.worker_pids[0])
+    return asyncio.run(measure())
+
+
+def _many_stops(n: int) -> Problem:
+    """``n`` stops by coordinates around the real Blantyre yard (2,000: two 32 MB matrices)."""
+    rng = np.random.default_rng(3)
+    stops = [Stop(f"s{i}", location=GeoPoint(-15.79 + rng.uniform(-0.05, 0.05), 35.01 + rng.uniform(-0.05, 0.05)),
+                  demand=(1,)) for i in range(n)]
+    return build_problem(depots=[Depot("yard", GeoPoint(-15.7861, 35.0058))],
+                         vehicle_types=[VehicleType(count=20, capacity=(200,))], stops=stops)
+
+
+async def test_worker_out_of_its_memory_limit_fails_the_job_and_is_replaced(r101, worker_baseline_mib):
+    """With a memory limit 100 MiB above an idle worker, a 2,000-stop job (its matrices alone
+    are 61 MiB, and each engine copies them) fails with RESOURCE_EXHAUSTED naming the limit, in
+    both engines; each time the worker is replaced and the next (small) job succeeds on it."""
+    limit = int(worker_baseline_mib) + 100
+    big = _many_stops(2000)
+    small = load_instance(DATA_DIR / "vrp", "C101", max_customers=25).problem
+    async with SolverPool(_settings(solver_workers=1, solver_worker_memory_mib=limit)) as pool:
+        await pool.wait_ready()
+        for engine in (EngineName.PYVRP, EngineName.ORTOOLS):
+            job = await pool.submit(big, SolveOptions(time_limit_s=5.0, engine=engine))
+            with pytest.raises(ResourceExhaustedError) as err:
+                await asyncio.wait_for(job.result(), 30.0)
+            print(f"\n{engine.value}, limit {limit} MiB (idle worker {worker_baseline_mib:.0f} MiB): {err.value.message}")
+            assert f"solver worker memory limit {limit} MiB exceeded" in err.value.message
+            assert job.state is JobStatus.FAILED
+            sol = await pool.solve(small, SolveOptions(time_limit_s=1.0, engine=engine))
+            assert sol.status.feasible and violations(small, sol) == []
+        assert pool.restarts == 2 and pool.live_workers == 1
+
+
+async def test_engine_out_of_its_memory_limit_fails_the_job_and_the_worker_is_replaced(worker_baseline_mib):
+    """2,000 stops on two locations: a small problem to send, but OR-Tools builds a node x node
+    matrix (4 M Python ints, > 100 MiB): with a limit 100 MiB above an idle worker the engine's
+    MemoryError fails the job with RESOURCE_EXHAUSTED naming the limit; the worker exits and is
+    replaced, and the next job succeeds."""
+    limit = int(worker_baseline_mib) + 100
+    dist = np.array([[0.0, 1500.0], [1500.0, 0.0]])
+    crowded = build_problem(depots=[Depot("yard", location_index=0)],
+                            vehicle_types=[VehicleType(count=20, capacity=(200,))],
+                            stops=[Stop(f"s{i}", location_index=1, demand=(1,)) for i in range(2000)],
+                            matrix=TravelMatrix.from_arrays(dist, dist.copy()))
+    small = load_instance(DATA_DIR / "vrp", "C101", max_customers=25).problem
+    async with SolverPool(_settings(solver_workers=1, solver_worker_memory_mib=limit)) as pool:
+        await pool.wait_ready()
+        job = await pool.submit(crowded, SolveOptions(time_limit_s=5.0, engine=EngineName.ORTOOLS))
+        with pytest.raises(ResourceExhaustedError) as err:
+            await asyncio.wait_for(job.result(), 30.0)
+        print(f"\nortools, 2000 stops on 2 locations, limit {limit} MiB: {err.value.message}")
+        assert f"solver worker memory limit {limit} MiB exceeded" in err.value.message
+        sol = await pool.solve(small, SolveOptions(time_limit_s=1.0, engine=EngineName.ORTOOLS))
+        assert sol.status.feasible and pool.restarts == 1
+
+
+async def test_worker_that_dies_of_its_memory_limit_fails_with_resource_exhausted(worker_baseline_mib):
+    """OR-Tools aborts the worker on std::bad_alloc (seen from its stderr): with a limit 30 MiB
+    above an idle worker, a 1,000-vehicle model fails its job with RESOURCE_EXHAUSTED naming
+    the limit (not UNAVAILABLE) whichever way the allocation failed, and a replacement starts."""
+    limit = int(worker_baseline_mib) + 30
+    c101 = load_instance(DATA_DIR / "vrp", "C101", max_customers=100).problem
+    fleet = replace(c101, vehicle_types=(replace(c101.vehicle_types[0], count=1000),))
+    async with SolverPool(_settings(solver_workers=1, solver_worker_memory_mib=limit)) as pool:
+        await pool.wait_ready()
+        job = await pool.submit(fleet, SolveOptions(time_limit_s=5.0, engine=EngineName.ORTOOLS))
+        with pytest.raises(ResourceExhaustedError) as err:
+            await asyncio.wait_for(job.result(), 30.0)
+        print(f"\nortools, 1000 vehicles, limit {limit} MiB: {err.value.message}")
+        assert f"solver worker memory limit {limit} MiB exceeded" in err.value.message
+        await pool.wait_ready(timeout_s=30.0)
+        assert pool.restarts == 1 and pool.live_workers == 1
+
+
+def test_worker_memory_limit_defaults_to_4_gib() -> None:
+    """The default limit is 4 GiB per worker (two workers fit the reference machine's 23 GiB)."""
+    assert Settings().solver_worker_memory_mib == 4096
+
+
+async def test_handing_the_largest_problem_to_a_worker_keeps_the_loop_responsive():
+    """Submitting a 2,000-site problem (two 32 MB matrices) pickles and writes it to the worker
+    off the event loop: the loop's lag stays under 50 ms meanwhile (pickling in band and writing
+    on the loop stalled it for 142 ms here)."""
+    big = _many_stops(1999)
+    async with SolverPool(_settings(solver_workers=1)) as pool:
+        await pool.wait_ready()
+        lags: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                t0 = time.perf_counter()
+                await asyncio.sleep(0.002)
+                lags.append(time.perf_counter() - t0 - 0.002)
+
+        task = asyncio.get_running_loop().create_task(ticker())
+        await asyncio.sleep(0.05)
+        job = await pool.submit(big, SolveOptions(time_limit_s=5.0, engine=EngineName.PYVRP))
+        await _first_event(job, timeout=30.0)  # the worker has received and started it
+        stop.set()
+        await task
+        job.cancel()
+        print(f"\nloop lag while handing over 2,000 sites: max {max(lags) * 1000:.1f} ms over {len(lags)} ticks")
+        assert max(lags) < 0.050

@@ -5,12 +5,23 @@ Instants: ``google.protobuf.Timestamp`` <-> timezone-aware ``datetime`` (UTC) or
 Durations: ``google.protobuf.Duration`` <-> seconds (float). Nothing here validates domain
 rules; a value the domain cannot hold (a date that does not exist) is an
 ``InvalidArgumentError`` naming the field.
+
+**Representable range** (the one place every codec checks it, routing, planning and
+forecasting alike): a Timestamp is valid when its ``seconds`` lie in
+:data:`TIMESTAMP_SECONDS_RANGE` (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z, the range
+``google/protobuf/timestamp.proto`` defines and Python's ``datetime`` holds) and its ``nanos``
+in ``0..999,999,999``; a Duration when ``|seconds| <= MAX_DURATION_SECONDS`` (about 10,000
+years, ``duration.proto``), ``|nanos| < 1e9`` and both have the same sign. Anything else is
+INVALID_ARGUMENT naming the field (``check_timestamp``, ``check_duration``), before any
+conversion that could overflow. Rules of a domain on top of that (PlanDay's years 2..9998, a
+positive time limit) are the domain's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
@@ -26,12 +37,24 @@ M = TypeVar("M")
 T = TypeVar("T")
 
 
+#: Elements :func:`each` decodes between two offers of the GIL to other threads.
+YIELD_EVERY = 64
+
+
 def each(items: Iterable[M], field: str, decode: Callable[[M], T]) -> list[T]:
-    """``decode`` every element of a repeated field, each under ``<field>[i]`` for its errors."""
+    """``decode`` every element of a repeated field, each under ``<field>[i]`` for its errors.
+
+    Every :data:`YIELD_EVERY` elements it lets other threads run (``time.sleep(0)`` releases
+    the GIL): decoding runs in a worker thread next to the server's event loop, which would
+    otherwise wait up to the interpreter's switch interval (5 ms) for the GIL at every step of
+    answering a call.
+    """
     out: list[T] = []
     for i, item in enumerate(items):
         with under(f"{field}[{i}]"):
             out.append(decode(item))
+        if i % YIELD_EVERY == YIELD_EVERY - 1:
+            time.sleep(0)
     return out
 
 
@@ -48,16 +71,35 @@ def timestamp_s(seconds: float) -> Timestamp:
     return Timestamp(seconds=int(whole), nanos=int(round((seconds - whole) * 1e9)) % 1_000_000_000)
 
 
-#: Range of a valid Timestamp's seconds (0001-01-01 .. 9999-12-31, google/protobuf/timestamp.proto).
-_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
-#: Range of a valid Duration's seconds (about +-10,000 years, google/protobuf/duration.proto).
-_DURATION_SECONDS = 315_576_000_000
+#: Seconds of a valid Timestamp: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z (timestamp.proto).
+TIMESTAMP_SECONDS_RANGE = (-62_135_596_800, 253_402_300_799)
+#: Largest ``|seconds|`` of a valid Duration: 10,000 years of 365.25 days (duration.proto).
+MAX_DURATION_SECONDS = 315_576_000_000
 
 
-def _check_timestamp(ts: Timestamp, field: str) -> None:
-    if not (_TIMESTAMP_SECONDS[0] <= ts.seconds <= _TIMESTAMP_SECONDS[1] and 0 <= ts.nanos < 1_000_000_000):
+def check_timestamp(ts: Timestamp, field: str) -> None:
+    """Refuse a Timestamp outside the representable range (module docstring).
+
+    Raises:
+        InvalidArgumentError: naming ``field``, stating the range.
+    """
+    lo, hi = TIMESTAMP_SECONDS_RANGE
+    if not (lo <= ts.seconds <= hi and 0 <= ts.nanos < 1_000_000_000):
         raise InvalidArgumentError(field, f"not a valid Timestamp (seconds {ts.seconds}, nanos {ts.nanos}): "
-                                   "seconds within years 1..9999, nanos in 0..999999999")
+                                   f"seconds within years 1..9999 ({lo}..{hi}), nanos in 0..999999999")
+
+
+def check_duration(d: Duration, field: str) -> None:
+    """Refuse a Duration outside the representable range or with mixed signs (module docstring).
+
+    Raises:
+        InvalidArgumentError: naming ``field``, stating the range.
+    """
+    if not (abs(d.seconds) <= MAX_DURATION_SECONDS and abs(d.nanos) < 1_000_000_000
+            and (d.seconds == 0 or d.nanos == 0 or (d.seconds > 0) == (d.nanos > 0))):
+        raise InvalidArgumentError(field, f"not a valid Duration (seconds {d.seconds}, nanos {d.nanos}): "
+                                   f"|seconds| at most {MAX_DURATION_SECONDS} (10,000 years), |nanos| "
+                                   "below 1e9, both of the same sign")
 
 
 def instant(ts: Timestamp, field: str) -> dt.datetime:
@@ -66,7 +108,7 @@ def instant(ts: Timestamp, field: str) -> dt.datetime:
     Raises:
         InvalidArgumentError: not a valid Timestamp (naming ``field``).
     """
-    _check_timestamp(ts, field)
+    check_timestamp(ts, field)
     return ts.ToDatetime(tzinfo=dt.UTC)
 
 
@@ -76,7 +118,7 @@ def seconds_of(ts: Timestamp, field: str) -> float:
     Raises:
         InvalidArgumentError: not a valid Timestamp (naming ``field``).
     """
-    _check_timestamp(ts, field)
+    check_timestamp(ts, field)
     return (ts.seconds * 1_000_000_000 + ts.nanos) / 1_000_000_000  # int / int: one correct rounding
 
 
@@ -87,9 +129,7 @@ def duration_s(d: Duration, field: str) -> float:
         InvalidArgumentError: not a valid Duration (seconds and nanos of different signs, or
             out of range), naming ``field``.
     """
-    if not (abs(d.seconds) <= _DURATION_SECONDS and abs(d.nanos) < 1_000_000_000
-            and (d.seconds == 0 or d.nanos == 0 or (d.seconds > 0) == (d.nanos > 0))):
-        raise InvalidArgumentError(field, f"not a valid Duration (seconds {d.seconds}, nanos {d.nanos})")
+    check_duration(d, field)
     return (d.seconds * 1_000_000_000 + d.nanos) / 1_000_000_000  # int / int: one correct rounding
 
 

@@ -5,6 +5,11 @@ names); a proto3 zero in ``PlanningPolicy`` means "unset", so only the fields a 
 passed and the domain's defaults fill the rest. The rules (time origin, defaults, validation)
 are the planner's (``planning.request``). Encoding copies the domain plan, whose routes carry
 every number the contract shows and whose totals are computed by ``DayPlan.totals``.
+
+Sizes first: the bins, their readings and the routing part are checked against the server's
+:class:`~wasteml_server.planning.request.PlanLimits` on the parsed message (lengths, the
+fleet's sum of ``count``, the matrix size against the values sent) before any element is
+decoded. Decoding is CPU work proportional to the request: the servicer runs it off the loop.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from wasteml_server.codecs.common import (
 from wasteml_server.codecs.routing import (
     ENGINE_TO_PROTO,
     STATUS_TO_PROTO,
+    check_sizes,
     matrix_from_proto,
     options_from_proto,
     seconds_up,
@@ -37,7 +43,14 @@ from wasteml_server.codecs.routing import (
 )
 from wasteml_server.core.errors import under
 from wasteml_server.planning.plan import DayPlan, PlanStage, StageProgress
-from wasteml_server.planning.request import PLAN_FIELDS, DayPlanRequest, FillReading, PlanBin
+from wasteml_server.planning.request import (
+    DEFAULT_PLAN_LIMITS,
+    PLAN_FIELDS,
+    DayPlanRequest,
+    FillReading,
+    PlanBin,
+    PlanLimits,
+)
 from wasteml_server.planning.selection import BinDecision, PlanPolicy, Selection
 from wasteml_server.routing.problem import CapacityDimension
 from wasteml_server.routing.solution import VisitKind
@@ -62,8 +75,10 @@ def policy_from_proto(p: planning_pb2.PlanningPolicy) -> PlanPolicy:
     return PlanPolicy(**given, complaint_makes_must_visit=p.complaint_makes_must_visit)
 
 
-def bin_from_proto(b: planning_pb2.PlanBin) -> PlanBin:
-    """``PlanBin`` -> domain bin."""
+def bin_from_proto(b: planning_pb2.PlanBin, limits: PlanLimits = DEFAULT_PLAN_LIMITS) -> PlanBin:
+    """``PlanBin`` -> domain bin (``demand`` and ``time_windows`` within the routing limits)."""
+    limits.routing.check_dimensions("demand", len(b.demand))
+    limits.routing.check_windows("time_windows", len(b.time_windows))
     readings = []
     for k, r in enumerate(b.recent_readings):
         with under(f"recent_readings[{k}]"):
@@ -79,18 +94,27 @@ def bin_from_proto(b: planning_pb2.PlanBin) -> PlanBin:
     )
 
 
-def request_from_proto(request: planning_pb2.PlanDayRequest) -> DayPlanRequest:
+def request_from_proto(request: planning_pb2.PlanDayRequest, limits: PlanLimits = DEFAULT_PLAN_LIMITS
+                       ) -> DayPlanRequest:
     """``PlanDayRequest`` -> ``DayPlanRequest`` (the serialized request kept as given).
 
+    Sizes are checked against ``limits`` before any element is decoded.
+
     Raises:
-        InvalidArgumentError: a field the domain types cannot hold, named by its path
-            (``service_date``, ``bins[3].time_windows[0].end_s``, ``policy.complaint_radius_m``,
-            ``solve_options.first_solution_strategy``, ``fleet[0].shift``, ...).
+        InvalidArgumentError: a field the domain types cannot hold, or a size beyond
+            ``limits``, named by its path (``service_date``, ``bins``,
+            ``bins[3].time_windows[0].end_s``, ``policy.complaint_radius_m``,
+            ``solve_options.first_solution_strategy``, ``fleet[0].shift``, ``matrix.size``, ...).
     """
+    limits.check_bins(len(request.bins))
+    limits.check_readings(len(b.recent_readings) for b in request.bins)
+    check_sizes(request.depots, request.fleet, len(request.bins), request.facilities, len(request.dimensions),
+                request.matrix, limits.routing, PLAN_FIELDS)
     with under("service_date"):
         service_date = date_from_proto(request.service_date)
-    depots, fleet, facilities = sites_from_proto(request.depots, request.fleet, request.facilities, PLAN_FIELDS)
-    bins = each(request.bins, "bins", bin_from_proto)
+    depots, fleet, facilities = sites_from_proto(request.depots, request.fleet, request.facilities, PLAN_FIELDS,
+                                                 limits.routing)
+    bins = each(request.bins, "bins", lambda b: bin_from_proto(b, limits))
     with under("policy"):
         policy = policy_from_proto(request.policy)
     with under("solve_options"):

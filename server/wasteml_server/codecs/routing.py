@@ -8,6 +8,12 @@ default shifts, depot hours, what the server supports) is the domain's: the prob
 (``routing.builder``) and the value types validate and name fields by their contract paths.
 Callers wrap a decode in ``under(<path of the message in the request>)``.
 
+Sizes first: every repeated field is checked against the server's :class:`~wasteml_server.
+routing.limits.ProblemLimits` on its length before its elements are decoded, and the matrix
+on ``size`` against the values actually sent, so a small request that declares a huge problem
+is refused before anything of that size is allocated. Decoding is CPU work proportional to
+the request: the servicers run it off the event loop.
+
 Encoding copies the fields of the domain's solution, which carries every number the contract
 shows (``routing.schedule`` computes them once).
 """
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -34,6 +40,7 @@ from wasteml_server.codecs.common import (
 from wasteml_server.core.errors import InvalidArgumentError, under
 from wasteml_server.routing.builder import SpeedModel, TravelMatrix, build_problem
 from wasteml_server.routing.jobs import JobRecord, JobStatus
+from wasteml_server.routing.limits import DEFAULT_LIMITS, ProblemLimits, at_most
 from wasteml_server.routing.options import (
     EngineName,
     FirstSolutionStrategy,
@@ -143,8 +150,9 @@ def depot_from_proto(d: routing_pb2.Depot) -> Depot:
                  time_window=window)
 
 
-def facility_from_proto(f: routing_pb2.Facility) -> Facility:
-    """``Facility`` -> domain facility."""
+def facility_from_proto(f: routing_pb2.Facility, limits: ProblemLimits = DEFAULT_LIMITS) -> Facility:
+    """``Facility`` -> domain facility (at most ``limits.max_time_windows`` windows)."""
+    limits.check_windows("time_windows", len(f.time_windows))
     return Facility(
         id=f.id, location=point_from_proto(f.location) if f.HasField("location") else None,
         location_index=f.location_index if f.HasField("location_index") else None,
@@ -153,8 +161,11 @@ def facility_from_proto(f: routing_pb2.Facility) -> Facility:
     )
 
 
-def vehicle_type_from_proto(v: routing_pb2.VehicleType) -> VehicleType:
-    """``VehicleType`` -> domain vehicle type (unset ``cost_per_km`` is 1.0, as the contract says)."""
+def vehicle_type_from_proto(v: routing_pb2.VehicleType, limits: ProblemLimits = DEFAULT_LIMITS) -> VehicleType:
+    """``VehicleType`` -> domain vehicle type (unset ``cost_per_km`` is 1.0, as the contract says;
+    ``capacity`` and ``reload_facility_indices`` within ``limits``)."""
+    limits.check_dimensions("capacity", len(v.capacity))
+    limits.check_reloads("reload_facility_indices", len(v.reload_facility_indices))
     shift = None
     if v.HasField("shift"):
         with under("shift"):
@@ -175,8 +186,12 @@ def vehicle_type_from_proto(v: routing_pb2.VehicleType) -> VehicleType:
     )
 
 
-def stop_from_proto(s: routing_pb2.Stop) -> Stop:
-    """``Stop`` -> domain stop."""
+def stop_from_proto(s: routing_pb2.Stop, limits: ProblemLimits = DEFAULT_LIMITS) -> Stop:
+    """``Stop`` -> domain stop (``demand``, ``time_windows`` within ``limits``)."""
+    limits.check_dimensions("demand", len(s.demand))
+    limits.check_windows("time_windows", len(s.time_windows))
+    at_most("allowed_vehicle_type_indices", len(s.allowed_vehicle_type_indices), limits.max_vehicles,
+            "vehicle types")
     return Stop(
         id=s.id, location=point_from_proto(s.location) if s.HasField("location") else None,
         location_index=s.location_index if s.HasField("location_index") else None,
@@ -201,32 +216,58 @@ def speed_model_from_proto(sm: routing_pb2.SpeedModel) -> SpeedModel:
                       sm.detour_factor if sm.detour_factor != 0 else None)
 
 
-def problem_from_proto(p: routing_pb2.Problem) -> Problem:
-    """``wasteml.v1.Problem`` -> a built domain :class:`Problem` (``routing.builder``).
+def check_sizes(depots: Sequence[routing_pb2.Depot], vehicle_types: Sequence[routing_pb2.VehicleType],
+                stops: int, facilities: Sequence[routing_pb2.Facility], dimensions: int,
+                matrix: routing_pb2.TravelMatrix, limits: ProblemLimits, fields: ProblemFields) -> None:
+    """The sizes of a request's routing part against ``limits``, on the parsed message alone
+    (counts, the fleet's sum of ``count``, the matrix's ``size`` against the values sent or the
+    sites whose matrices would be computed from coordinates).
 
     Raises:
-        InvalidArgumentError: a bad or unsupported field, named by its path in the message
-            (e.g. ``stops[3].location_index``); wrap the call in ``under("problem")``.
+        InvalidArgumentError: the first size beyond a limit, named by ``fields``.
+    """
+    limits.check_parts(depots=len(depots), vehicle_types=len(vehicle_types), stops=stops,
+                       facilities=len(facilities), dimensions=dimensions, fields=fields)
+    limits.check_fleet((v.count for v in vehicle_types), fields)
+    if matrix.size != 0 or len(matrix.distances_m):
+        limits.check_matrix(matrix.size, len(matrix.distances_m), len(matrix.durations_s), fields)
+    else:
+        limits.check_coordinate_sites(len(depots), len(facilities), stops, fields)
+
+
+def problem_from_proto(p: routing_pb2.Problem, limits: ProblemLimits = DEFAULT_LIMITS) -> Problem:
+    """``wasteml.v1.Problem`` -> a built domain :class:`Problem` (``routing.builder``).
+
+    Sizes are checked against ``limits`` (:func:`check_sizes`) before any element is decoded.
+
+    Raises:
+        InvalidArgumentError: a bad or unsupported field, or a size beyond ``limits``, named by
+            its path in the message (e.g. ``stops[3].location_index``, ``stops``,
+            ``matrix.size``); wrap the call in ``under("problem")``.
     """
     f = ROUTING_FIELDS
+    check_sizes(p.depots, p.vehicle_types, len(p.stops), p.facilities, len(p.dimensions), p.matrix, limits, f)
     return build_problem(
         depots=each(p.depots, f.depots, depot_from_proto),
-        vehicle_types=each(p.vehicle_types, f.vehicle_types, vehicle_type_from_proto),
-        stops=each(p.stops, f.stops, stop_from_proto),
-        facilities=each(p.facilities, f.facilities, facility_from_proto),
+        vehicle_types=each(p.vehicle_types, f.vehicle_types, lambda v: vehicle_type_from_proto(v, limits)),
+        stops=each(p.stops, f.stops, lambda s: stop_from_proto(s, limits)),
+        facilities=each(p.facilities, f.facilities, lambda x: facility_from_proto(x, limits)),
         matrix=matrix_from_proto(p.matrix), speed_model=speed_model_from_proto(p.speed_model),
         dimensions=tuple(CapacityDimension(d.name, d.unit) for d in p.dimensions), name=p.name, fields=f,
+        limits=limits,
     )
 
 
 def sites_from_proto(
     depots: Iterable[routing_pb2.Depot], vehicle_types: Iterable[routing_pb2.VehicleType],
     facilities: Iterable[routing_pb2.Facility], fields: ProblemFields,
+    limits: ProblemLimits = DEFAULT_LIMITS,
 ) -> tuple[list[Depot], list[VehicleType], list[Facility]]:
-    """The routing parts of another request (``PlanDayRequest``), named by ``fields``."""
+    """The routing parts of another request (``PlanDayRequest``), named by ``fields`` (sizes
+    checked by the caller with :func:`check_sizes`)."""
     return (each(depots, fields.depots, depot_from_proto),
-            each(vehicle_types, fields.vehicle_types, vehicle_type_from_proto),
-            each(facilities, fields.facilities, facility_from_proto))
+            each(vehicle_types, fields.vehicle_types, lambda v: vehicle_type_from_proto(v, limits)),
+            each(facilities, fields.facilities, lambda x: facility_from_proto(x, limits)))
 
 
 def options_from_proto(o: routing_pb2.SolveOptions) -> SolveOptions:

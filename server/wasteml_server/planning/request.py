@@ -13,20 +13,29 @@ validates with the request's own field paths:
 * every bin needs coordinates (its own ``location``, or the matrix row's) for the complaint
   search, an id that is non-empty and unique, and readings with fills within 0..1;
 * the fill is predicted for ``prediction_time``, or the fleet's earliest shift start;
-* ``solve_options.time_limit`` is required (the SOLVE stage must be bounded by the caller).
+* ``solve_options.time_limit`` is required (the SOLVE stage must be bounded by the caller);
+* ``service_date`` and ``prediction_time`` lie in years 2..9998 (:data:`PLAN_YEARS`), so that
+  every instant of the plan (local midnight and up to two days after it, time zone offsets,
+  the complaint look-back of at most 366 days) is a valid Timestamp; readings of one bin are
+  at distinct times;
+* sizes within :class:`PlanLimits` (bins, readings, and the routing limits for the rest),
+  checked by the codec on the parsed request before anything is decoded, and again here.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from wasteml_server.core.errors import InvalidArgumentError, under
+from wasteml_server.core.errors import InvalidArgumentError, shown, under
 from wasteml_server.core.geo import GeoPoint
+from wasteml_server.core.settings import Settings
 from wasteml_server.planning.selection import PlanPolicy
 from wasteml_server.routing.builder import SpeedModel, TravelMatrix, build_problem
+from wasteml_server.routing.limits import DEFAULT_LIMITS, ProblemLimits, at_most
 from wasteml_server.routing.options import SolveOptions
 from wasteml_server.routing.problem import (
     CapacityDimension,
@@ -41,6 +50,77 @@ from wasteml_server.routing.problem import (
 
 #: Where the routing parts sit in a ``PlanDayRequest`` (field paths of errors).
 PLAN_FIELDS = ProblemFields(vehicle_types="fleet", stops="bins")
+
+#: Years a plan's ``service_date`` and ``prediction_time`` may lie in (module docstring).
+PLAN_YEARS = (2, 9998)
+
+
+@dataclass(frozen=True)
+class PlanLimits:
+    """The largest PlanDay this server takes (``Settings.planning_max_*``, and the routing and
+    forecasting limits its stages run under).
+
+    Attributes:
+        routing: the limits of the routing part (bins count as stops).
+        max_bins: bins of one request.
+        max_readings: fill readings of one request, summed over its bins.
+        max_readings_per_bin: fill readings of one bin.
+    """
+
+    routing: ProblemLimits
+    max_bins: int
+    max_readings: int
+    max_readings_per_bin: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PlanLimits:
+        """The limits a server runs with: PlanDay's own, narrowed so that the fill forecast
+        (which gets every reading plus the last emptying of each bin) never refuses a plan
+        that passed them."""
+        max_bins = min(settings.planning_max_bins, settings.forecast_max_bins)
+        return cls(
+            ProblemLimits.from_settings(settings),
+            max_bins,
+            max(1, min(settings.planning_max_readings, settings.forecast_max_readings - max_bins)),
+            max(1, settings.forecast_max_readings_per_bin - 1),
+        )
+
+    def check_bins(self, bins: int) -> None:
+        """The number of bins.
+
+        Raises:
+            InvalidArgumentError: on ``bins``.
+        """
+        at_most("bins", bins, self.max_bins, "bins")
+
+    def check_readings(self, readings_per_bin: Iterable[int]) -> None:
+        """The readings of each bin and their running total over the bins.
+
+        Raises:
+            InvalidArgumentError: on ``bins[i].recent_readings`` of a bin with too many readings
+                or of the bin that takes the total past ``max_readings``.
+        """
+        total = 0
+        for i, n in enumerate(readings_per_bin):
+            if n > self.max_readings_per_bin:
+                raise InvalidArgumentError(f"bins[{i}].recent_readings",
+                                           f"at most {self.max_readings_per_bin} fill readings per bin, got {n}")
+            total += n
+            if total > self.max_readings:
+                raise InvalidArgumentError(f"bins[{i}].recent_readings",
+                                           f"at most {self.max_readings} fill readings in all bins, got "
+                                           f"{total} up to this bin")
+
+
+#: The limits of ``Settings``' defaults.
+DEFAULT_PLAN_LIMITS = PlanLimits.from_settings(Settings.model_construct())
+
+
+def _check_year(field: str, year: int) -> None:
+    lo, hi = PLAN_YEARS
+    if not lo <= year <= hi:
+        raise InvalidArgumentError(field, f"must lie in the years {lo}..{hi} (the plan's instants must be "
+                                   f"valid Timestamps), got year {year}")
 
 
 @dataclass(frozen=True)
@@ -144,19 +224,28 @@ class PreparedDay:
     bins: tuple[BinState, ...]
 
 
-def prepare(request: DayPlanRequest) -> PreparedDay:
+def prepare(request: DayPlanRequest, limits: PlanLimits = DEFAULT_PLAN_LIMITS) -> PreparedDay:
     """Apply the day-plan rules and validate the request (module docstring).
+
+    CPU work proportional to the request (the routing problem and its matrices): run it off
+    the event loop.
 
     Raises:
         InvalidArgumentError: naming the request field, e.g. ``time_zone``, ``bins``,
             ``bins[3].bin_id``, ``bins[3].location_index``, ``fleet[0].shift``,
-            ``bins[2].recent_readings[0].fill_fraction``, ``solve_options.time_limit``.
+            ``bins[2].recent_readings[0].fill_fraction``, ``solve_options.time_limit``,
+            ``service_date``.
     """
+    limits.check_bins(len(request.bins))
+    limits.check_readings(len(b.recent_readings) for b in request.bins)
     try:
         zone = ZoneInfo(request.time_zone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidArgumentError("time_zone", f"unknown IANA time zone {request.time_zone!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidArgumentError("time_zone", f"unknown IANA time zone {shown(request.time_zone)}") from None
     d = request.service_date
+    _check_year("service_date", d.year)
+    if request.prediction_time is not None:
+        _check_year("prediction_time", request.prediction_time.astimezone(UTC).year)
     origin = datetime(d.year, d.month, d.day, tzinfo=zone)
     if not request.bins:
         raise InvalidArgumentError("bins", "at least one bin is required")
@@ -167,13 +256,21 @@ def prepare(request: DayPlanRequest) -> PreparedDay:
         if not b.bin_id:
             raise InvalidArgumentError(f"bins[{i}].bin_id", "must be a non-empty string")
         if b.bin_id in seen:
-            raise InvalidArgumentError(f"bins[{i}].bin_id", f"duplicate id {b.bin_id!r} (also bins[{seen[b.bin_id]}])")
+            raise InvalidArgumentError(f"bins[{i}].bin_id",
+                                       f"duplicate id {shown(b.bin_id)} (also bins[{seen[b.bin_id]}])")
         seen[b.bin_id] = i
         if not (math.isfinite(b.capacity_l) and b.capacity_l >= 0):
             raise InvalidArgumentError(f"bins[{i}].capacity_l", "must be > 0 litres (or unset)")
         for k, r in enumerate(b.recent_readings):
             if not (math.isfinite(r.fill_fraction) and 0.0 <= r.fill_fraction <= 1.0):
                 raise InvalidArgumentError(f"bins[{i}].recent_readings[{k}].fill_fraction", "must be within 0..1")
+        at: dict[float, int] = {}
+        for k, r in enumerate(b.recent_readings):
+            t = r.time.timestamp()
+            if t in at:
+                raise InvalidArgumentError(f"bins[{i}].recent_readings[{k}].time",
+                                           f"two readings at the same time (also recent_readings[{at[t]}])")
+            at[t] = k
         rate = b.prior_fill_rate_per_day
         if rate is not None and not (math.isfinite(rate) and rate >= 0):
             raise InvalidArgumentError(f"bins[{i}].prior_fill_rate_per_day", "must be a finite rate >= 0 per day")
@@ -186,7 +283,8 @@ def prepare(request: DayPlanRequest) -> PreparedDay:
                               time_windows=b.time_windows, optional_visit=True))
     base = build_problem(depots=request.depots, vehicle_types=request.fleet, stops=stops,
                          facilities=request.facilities, matrix=request.matrix, speed_model=request.speed_model,
-                         dimensions=request.dimensions, name=f"plan-{d.isoformat()}", fields=PLAN_FIELDS)
+                         dimensions=request.dimensions, name=f"plan-{d.isoformat()}", fields=PLAN_FIELDS,
+                         limits=limits.routing)
     bins = []
     for i, b in enumerate(request.bins):
         where = b.location or base.locations[base.stop_location(i)]

@@ -27,14 +27,15 @@ whenever serving it costs less than its penalty.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from wasteml_server.core.errors import InvalidArgumentError
+from wasteml_server.core.errors import InvalidArgumentError, shown
 from wasteml_server.core.units import DAY_S
 from wasteml_server.forecasting.fill_level import MAX_HORIZON_DAYS
+from wasteml_server.routing.problem import MAX_COST
+from wasteml_server.search.documents import DEFAULT_MAX_TEXT_CHARS
 
 #: Complaints younger than this count by default, days.
 DEFAULT_COMPLAINT_LOOKBACK_DAYS = 14
@@ -82,10 +83,10 @@ class PlanPolicy:
     def __post_init__(self) -> None:
         checks = (
             ("must_visit_fill_fraction", 0.0 < self.must_visit_fill_fraction <= 1.0, "must be in (0, 1]"),
-            ("overflow_penalty", self.overflow_penalty >= 0 and math.isfinite(self.overflow_penalty),
-             "must be a finite number >= 0"),
-            ("base_skip_penalty", self.base_skip_penalty >= 0 and math.isfinite(self.base_skip_penalty),
-             "must be a finite number >= 0"),
+            ("overflow_penalty", 0 <= self.overflow_penalty <= MAX_COST,
+             f"must be a finite number in [0, {MAX_COST:g}] (the engines' 64-bit cost range)"),
+            ("base_skip_penalty", 0 <= self.base_skip_penalty <= MAX_COST,
+             f"must be a finite number in [0, {MAX_COST:g}] (the engines' 64-bit cost range)"),
             ("complaint_radius_m", 0 < self.complaint_radius_m <= 50_000, "must be in (0, 50000] metres"),
             ("complaint_lookback", 0 < self.complaint_lookback_s <= 366 * DAY_S, "must be in (0, 366] days"),
             ("complaint_min_score", -1.0 <= self.complaint_min_score <= 1.0, "must be in -1..1"),
@@ -94,6 +95,9 @@ class PlanPolicy:
         for name, ok, why in checks:
             if not ok:
                 raise InvalidArgumentError(name, why)
+        if len(self.complaint_query) > DEFAULT_MAX_TEXT_CHARS:
+            raise InvalidArgumentError("complaint_query", f"must be at most {DEFAULT_MAX_TEXT_CHARS} characters, "
+                                       f"got {len(self.complaint_query)}")
         if not self.complaint_query.strip():
             raise InvalidArgumentError("complaint_query", "must not be blank")
 
@@ -221,7 +225,7 @@ def decide(
     for i, bin_id in enumerate(bin_ids):
         forecast = forecasts.get(bin_id)
         if forecast is None:
-            raise InvalidArgumentError(f"bins[{i}]", f"no fill forecast for bin {bin_id!r}")
+            raise InvalidArgumentError(f"bins[{i}]", f"no fill forecast for bin {shown(bin_id)}")
         near = tuple(sorted(complaints.get(bin_id, ()), key=lambda c: (-c.score, c.distance_m)))
         over = forecast.fill_fraction >= policy.must_visit_fill_fraction
         backed = bool(near)

@@ -9,6 +9,7 @@ The SOLVE stage uses ``routing.service.RoutingService`` directly (it is the ``Ro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,21 +39,25 @@ class ForecastFillPredictor:
 
     async def predict(self, bins: Sequence[BinFill]) -> tuple[dict[str, FillForecast], ModelRef]:
         """Fill forecasts at each bin's target time; an emptying after the last reading counts
-        as a reading of 0 at that time."""
-        inputs = []
-        for b in bins:
-            readings = list(b.readings_s)
-            last_emptied = b.last_emptied_s
-            if last_emptied is not None and last_emptied > readings[-1][0]:
-                readings.append((last_emptied, 0.0))
-            times = np.array([t for t, _ in readings], dtype=np.float64)
-            fills = np.array([f for _, f in readings], dtype=np.float64)
-            inputs.append(BinReadings(b.bin_id, times, fills, b.target_s, last_emptied,
-                                      b.prior_rate_per_day))
+        as a reading of 0 at that time. (The per-bin arrays are built off the event loop.)"""
+        inputs = await asyncio.to_thread(_model_inputs, bins)
         predictions, ref = await self._service.predict_fill_level(inputs, self._coverage)
         out = {p.bin_id: FillForecast(p.fill_fraction, p.lower, p.upper, p.time_to_full_s)
                for p in predictions}
         return out, ref
+
+
+def _model_inputs(bins: Sequence[BinFill]) -> list[BinReadings]:
+    inputs = []
+    for b in bins:
+        readings = list(b.readings_s)
+        last_emptied = b.last_emptied_s
+        if last_emptied is not None and last_emptied > readings[-1][0]:
+            readings.append((last_emptied, 0.0))
+        times = np.array([t for t, _ in readings], dtype=np.float64)
+        fills = np.array([f for _, f in readings], dtype=np.float64)
+        inputs.append(BinReadings(b.bin_id, times, fills, b.target_s, last_emptied, b.prior_rate_per_day))
+    return inputs
 
 
 class SearchComplaintFinder:

@@ -18,7 +18,11 @@ Errors name the request fields through :class:`~wasteml_server.routing.problem.P
 (``matrix.distances_m[17]``, ``fleet[0].shift``, ``bins[3].location_index``).
 
 Sizes are checked before anything of the request's declared size is allocated: a matrix must
-hold ``size * size`` values before locations are laid out for it.
+hold ``size * size`` values before locations are laid out for it, and with ``limits``
+(``routing.limits``) the counts of every part, the fleet and the sites whose matrices would be
+computed from coordinates are checked first. Values are checked against the engines' integer
+range (``routing.problem``): a caller's matrix entry by its index, derived durations by the
+speed that makes them.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from wasteml_server.core.errors import FieldViolation, InvalidArgumentError
-from wasteml_server.core.geo import GeoPoint, haversine_m
+from wasteml_server.core.geo import EARTH_RADIUS_M, GeoPoint, haversine_m
+from wasteml_server.routing.limits import ProblemLimits
 from wasteml_server.routing.problem import (
     HORIZON_S,
+    MAX_DISTANCE_M,
+    MAX_DURATION_S,
     ROUTING_FIELDS,
     CapacityDimension,
     Depot,
@@ -58,6 +65,19 @@ DEFAULT_SPEED_KMH = 25.0
 
 #: The shift of a vehicle type that gives none, seconds since the time origin.
 DEFAULT_SHIFT = TimeWindow(0, HORIZON_S)
+
+#: Largest ``speed_model.detour_factor``: road/great-circle ratios are 1.2-2 in cities (see
+#: :data:`DEFAULT_DETOUR_FACTOR`); 10 leaves room for mountain roads, and keeps every
+#: coordinate-derived distance (at most half the Earth's circumference, 20,000 km, times the
+#: factor) within ``MAX_DISTANCE_M``.
+MAX_DETOUR_FACTOR = 10.0
+
+#: Rows of the haversine matrices computed at once: the temporaries of a block are
+#: ``HAVERSINE_BLOCK_ROWS x L`` float64 (2 MB each for L = 2,000) next to the two int64 results.
+HAVERSINE_BLOCK_ROWS = 128
+
+#: Longest great-circle distance, metres (half the circumference of the haversine sphere).
+_HALF_CIRCUMFERENCE_M = math.pi * EARTH_RADIUS_M
 
 
 @dataclass(frozen=True)
@@ -103,8 +123,9 @@ class SpeedModel:
         speed, detour = self.speed_m_per_s, self.detour_factor
         if speed is not None and not (math.isfinite(speed) and speed > 0):
             raise InvalidArgumentError(f"{field}.speed_m_per_s", "must be > 0 m/s (or unset for the default)")
-        if detour is not None and not (math.isfinite(detour) and detour >= 1):
-            raise InvalidArgumentError(f"{field}.detour_factor", "must be >= 1 (or unset for the default)")
+        if detour is not None and not (math.isfinite(detour) and 1 <= detour <= MAX_DETOUR_FACTOR):
+            raise InvalidArgumentError(f"{field}.detour_factor",
+                                       f"must be >= 1 and at most {MAX_DETOUR_FACTOR:g} (or unset for the default)")
         return (speed * 3.6 if speed is not None else DEFAULT_SPEED_KMH,
                 detour if detour is not None else DEFAULT_DETOUR_FACTOR)
 
@@ -129,21 +150,39 @@ def haversine_matrices(
         speed_kmh: mean speed (> 0).
 
     Returns:
-        ``(distance_m, duration_s)``: int64 arrays, shape (L, L), symmetric, zero diagonal.
+        ``(distance_m, duration_s)``: int64 arrays, shape (L, L), symmetric, zero diagonal,
+        read-only. Computed :data:`HAVERSINE_BLOCK_ROWS` rows at a time, so memory peaks near
+        the two results (2 x 8 B x L^2).
 
     Raises:
-        ValueError: ``detour_factor`` < 1 or ``speed_kmh`` <= 0.
+        ValueError: ``detour_factor`` < 1 or not finite, ``speed_kmh`` <= 0 or not finite, or
+            values beyond ``MAX_DISTANCE_M`` / ``MAX_DURATION_S`` (possible only for factors
+            above :data:`MAX_DETOUR_FACTOR` or speeds of centimetres per second).
     """
-    if not detour_factor >= 1.0:
-        raise ValueError("detour_factor must be >= 1")
-    if not speed_kmh > 0:
-        raise ValueError("speed_kmh must be > 0")
-    lat = np.asarray(lat_deg, dtype=np.float64)
-    lon = np.asarray(lon_deg, dtype=np.float64)
-    great_circle_m = haversine_m(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
-    dist = detour_factor * great_circle_m
-    dur = dist / (speed_kmh / 3.6)
-    return np.rint(dist).astype(np.int64), np.rint(dur).astype(np.int64)
+    if not (math.isfinite(detour_factor) and detour_factor >= 1.0):
+        raise ValueError("detour_factor must be a finite number >= 1")
+    if not (math.isfinite(speed_kmh) and speed_kmh > 0):
+        raise ValueError("speed_kmh must be a finite number > 0")
+    speed_m_s = speed_kmh / 3.6
+    if detour_factor * _HALF_CIRCUMFERENCE_M > MAX_DISTANCE_M or (
+            detour_factor * _HALF_CIRCUMFERENCE_M / speed_m_s > MAX_DURATION_S):
+        raise ValueError(f"detour_factor {detour_factor:g} at {speed_kmh:g} km/h can give distances or "
+                         f"durations beyond {MAX_DISTANCE_M:g} m / {MAX_DURATION_S:g} s")
+    lat = np.asarray(lat_deg, dtype=np.float64).ravel()
+    lon = np.asarray(lon_deg, dtype=np.float64).ravel()
+    n = lat.shape[0]
+    dist = np.empty((n, n), dtype=np.int64)
+    dur = np.empty((n, n), dtype=np.int64)
+    for r in range(0, n, HAVERSINE_BLOCK_ROWS):
+        rows = slice(r, min(n, r + HAVERSINE_BLOCK_ROWS))
+        block = np.asarray(haversine_m(lat[rows, None], lon[rows, None], lat[None, :], lon[None, :]))
+        block *= detour_factor
+        np.rint(block, out=dist[rows], casting="unsafe")
+        block /= speed_m_s
+        np.rint(block, out=dur[rows], casting="unsafe")
+    dist.flags.writeable = False
+    dur.flags.writeable = False
+    return dist, dur
 
 
 def _raise(violations: list[FieldViolation]) -> None:
@@ -152,15 +191,17 @@ def _raise(violations: list[FieldViolation]) -> None:
         raise InvalidArgumentError(first.field, first.description, *more)
 
 
-def _matrix_values(path: str, values: np.ndarray, size: int) -> np.ndarray:
-    """``values`` as a (size, size) float64 array, after checking its length and entries."""
+def _matrix_values(path: str, values: np.ndarray, size: int, most: int) -> np.ndarray:
+    """``values`` as a (size, size) float64 array, after checking its length and entries
+    (finite, in ``[0, most]``: the engines' integer range)."""
     if len(values) != size * size:
         raise InvalidArgumentError(path, f"must hold size * size = {size * size} values (row-major), "
                                    f"got {len(values)}")
     arr = np.asarray(values, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0))
+    bad = np.flatnonzero(~(np.isfinite(arr) & (arr >= 0) & (arr <= most)))
     if bad.size:
-        raise InvalidArgumentError(f"{path}[{int(bad[0])}]", f"must be a finite number >= 0, got {arr[bad[0]]!r}")
+        raise InvalidArgumentError(f"{path}[{int(bad[0])}]", f"must be a finite number >= 0 and at most {most:g} "
+                                   f"(the engines' 64-bit integer range), got {float(arr[bad[0]])!r}")
     return arr.reshape(size, size)
 
 
@@ -204,6 +245,7 @@ def build_problem(
     dimensions: Sequence[CapacityDimension] = (),
     name: str = "",
     fields: ProblemFields = ROUTING_FIELDS,
+    limits: ProblemLimits | None = None,
 ) -> Problem:
     """A resolved :class:`Problem` from sites as a request gives them (module docstring).
 
@@ -215,12 +257,24 @@ def build_problem(
         dimensions: names and units of the load dimensions (may be empty).
         name: e.g. ``"R101"``.
         fields: where the parts sit in the request, for field paths.
+        limits: the size limits to check first (None: none, for tools and benchmarks).
 
     Raises:
         InvalidArgumentError: a missing or bad location, matrix, shift, depot or facility index,
-            or any invalid field, named by its request path.
+            a part beyond ``limits``, a value beyond the engines' integer range, or any invalid
+            field, named by its request path.
     """
     f = fields
+    has_matrix = matrix is not None and (matrix.size != 0 or len(matrix.distances_m) > 0)
+    if limits is not None:
+        limits.check_parts(depots=len(depots), vehicle_types=len(vehicle_types), stops=len(stops),
+                           facilities=len(facilities), dimensions=len(dimensions), fields=f)
+        limits.check_fleet((vt.count for vt in vehicle_types), f)
+        if has_matrix:
+            assert matrix is not None
+            limits.check_matrix(matrix.size, len(matrix.distances_m), len(matrix.durations_s), f)
+        else:
+            limits.check_coordinate_sites(len(depots), len(facilities), len(stops), f)
     if not depots:
         raise InvalidArgumentError(f.depots, "at least one depot is needed")
     if not vehicle_types:
@@ -234,15 +288,20 @@ def build_problem(
     _raise(violations)
 
     index_of: dict[str, int] = {}
-    if matrix is not None and (matrix.size != 0 or len(matrix.distances_m)):
+    if has_matrix:
+        assert matrix is not None
         size = matrix.size
         if size <= 0:
             raise InvalidArgumentError(f"{f.matrix}.size", "must be > 0 when a matrix is given")
-        dist = _matrix_values(f"{f.matrix}.distances_m", matrix.distances_m, size)
+        dist = _matrix_values(f"{f.matrix}.distances_m", matrix.distances_m, size, MAX_DISTANCE_M)
         if len(matrix.durations_s):
-            dur = _matrix_values(f"{f.matrix}.durations_s", matrix.durations_s, size)
+            dur = _matrix_values(f"{f.matrix}.durations_s", matrix.durations_s, size, MAX_DURATION_S)
         else:
             dur = dist / (speed_kmh / 3.6)
+            if float(dur.max()) > MAX_DURATION_S:
+                raise InvalidArgumentError(
+                    f"{f.speed_model}.speed_m_per_s", f"distances / speed give durations above "
+                    f"{MAX_DURATION_S:g} s (the engines' 64-bit integer range); send durations_s or a higher speed")
         locations: list[GeoPoint | None] = [None] * size
         for path, site in sites:
             index = site.location_index
@@ -261,6 +320,10 @@ def build_problem(
                 raise InvalidArgumentError(f"{path}.location", "is required when no matrix is given")
             index_of[path] = len(points)
             points.append(site.location)
+        if detour * _HALF_CIRCUMFERENCE_M / (speed_kmh / 3.6) > MAX_DURATION_S:
+            raise InvalidArgumentError(
+                f"{f.speed_model}.speed_m_per_s", f"at {speed_kmh / 3.6:g} m/s the durations between coordinates "
+                f"may exceed {MAX_DURATION_S:g} s (the engines' 64-bit integer range); give a higher speed")
         lat = np.array([p.latitude_deg for p in points], dtype=np.float64)
         lon = np.array([p.longitude_deg for p in points], dtype=np.float64)
         dist, dur = haversine_matrices(lat, lon, detour_factor=detour, speed_kmh=speed_kmh)

@@ -62,6 +62,9 @@ DEFAULT_TIME_LIMIT_S = 10.0
 
 _NOT_SUPPORTED = "is not supported by this server's routing model; leave it unset"
 
+#: Largest seed: PyVRP's ``RandomNumberGenerator`` takes an unsigned 32-bit seed.
+MAX_SEED = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class SolveOptions:
@@ -78,12 +81,13 @@ class SolveOptions:
         local_search_metaheuristic: OR-Tools improvement phase; GUIDED_LOCAL_SEARCH beat
             greedy descent, tabu search and simulated annealing on R101/RC105/R201 at 10 s
             (same file, ``run_group=ablation``).
-        seed: random seed (PyVRP); OR-Tools is deterministic for given settings.
+        seed: random seed (PyVRP), ``0..MAX_SEED``; OR-Tools is deterministic for given settings.
         no_improvement_limit_s: stop on stagnation after this long; not supported yet, so it
             must be None.
 
     Raises:
-        InvalidArgumentError: ``time_limit`` not a positive finite number; a strategy,
+        InvalidArgumentError: ``time_limit`` not a positive finite number; a seed outside
+            ``0..MAX_SEED``; a strategy,
             metaheuristic or stopping rule this server does not offer (named by its field).
     """
 
@@ -98,6 +102,9 @@ class SolveOptions:
         if self.time_limit_s is not None and not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise InvalidArgumentError("time_limit", "must be a positive number of seconds")
         object.__setattr__(self, "engine", EngineName(self.engine))
+        if not (isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED):
+            raise InvalidArgumentError("seed", f"must be in 0..{MAX_SEED} (PyVRP's unsigned 32-bit seed), "
+                                       f"got {self.seed}")
         if self.first_solution_strategy in UNOFFERED_STRATEGIES:
             raise InvalidArgumentError("first_solution_strategy",
                                        f"{self.first_solution_strategy.value} {_NOT_SUPPORTED}")

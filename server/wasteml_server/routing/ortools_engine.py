@@ -11,6 +11,8 @@ Translation:
 * **Costs** are integers in units of ``1 / COST_SCALE`` currency: arc cost per metre is
   ``round(cost_per_km * COST_SCALE / 1000)`` (resolution 0.01 currency per km), fixed costs
   and penalties are ``round(x * COST_SCALE)``. One arc-cost matrix per distinct ``cost_per_km``.
+  The problem model bounds every value and total so that none of these int64s can wrap
+  (``routing.problem``, "numeric ranges").
 * **Capacity:** one dimension per load dimension; stop transit = its demand; a facility node
   has transit ``-max capacity`` with slack up to ``max capacity`` (the load may drop to
   anything >= 0: the reload idiom of the OR-Tools ``cvrp_reload`` sample); slack is fixed to 0
@@ -39,15 +41,19 @@ from wasteml_server.routing.capabilities import ortools_unsupported
 from wasteml_server.routing.engine import Progress, ProgressCallback, StoppingCriterion
 from wasteml_server.routing.feasibility import screen
 from wasteml_server.routing.options import EngineName, SolveOptions
-from wasteml_server.routing.problem import HORIZON_S, Problem
+from wasteml_server.routing.problem import (
+    COST_SCALE,
+    HORIZON_S,
+    Problem,
+    cost_units,
+    per_metre_cost_units,
+)
 from wasteml_server.routing.schedule import Step, build_solution
 from wasteml_server.routing.solution import Solution, SolveStatus, VisitKind
 
 logger = logging.getLogger(__name__)
 
-#: Integer cost units per currency unit (costs are integers inside OR-Tools).
-COST_SCALE = 100_000
-
+__all__ = ["COST_SCALE", "OrToolsEngine"]  # COST_SCALE: integer cost units per currency unit (problem.py)
 
 
 class OrToolsEngine:
@@ -187,11 +193,11 @@ class _Model:
         # arc costs, one matrix per distinct per-metre cost
         cost_cb: dict[int, int] = {}
         for v, (t, _) in enumerate(self.vehicle_of):
-            per_m = round(problem.vehicle_types[t].cost_per_km * COST_SCALE / 1000)
+            per_m = per_metre_cost_units(problem.vehicle_types[t].cost_per_km)
             if per_m not in cost_cb:
                 cost_cb[per_m] = routing.RegisterTransitMatrix((dist * per_m).tolist())
             routing.SetArcCostEvaluatorOfVehicle(cost_cb[per_m], v)
-            routing.SetFixedCostOfVehicle(round(problem.vehicle_types[t].fixed_cost * COST_SCALE), v)
+            routing.SetFixedCostOfVehicle(cost_units(problem.vehicle_types[t].fixed_cost), v)
 
         # capacity dimensions with reload at facility nodes
         for d in range(problem.num_dimensions):
@@ -234,7 +240,7 @@ class _Model:
                 windows = problem.stops[idx].time_windows
                 stop = problem.stops[idx]
                 if not stop.required:
-                    routing.AddDisjunction([index], round(stop.penalty * COST_SCALE))
+                    routing.AddDisjunction([index], cost_units(stop.penalty))
             else:
                 tw = problem.facilities[idx].time_window
                 windows = (tw,) if tw is not None else ()

@@ -44,18 +44,27 @@ from wasteml_server.routing.capabilities import pyvrp_unsupported
 from wasteml_server.routing.engine import Progress, ProgressCallback, StoppingCriterion
 from wasteml_server.routing.feasibility import screen
 from wasteml_server.routing.options import EngineName, SolveOptions
-from wasteml_server.routing.problem import Problem
+from wasteml_server.routing.problem import (
+    COST_SCALE,
+    ENGINE_INT_MAX,
+    HORIZON_S,
+    MAX_DISTANCE_M,
+    Problem,
+    cost_units,
+    max_legs,
+    per_metre_cost_units,
+)
 from wasteml_server.routing.schedule import Step, build_solution
 from wasteml_server.routing.solution import Solution, SolveStatus, VisitKind
 
-#: Integer cost units per currency unit (same as ``ortools_engine.COST_SCALE``).
-COST_SCALE = 100_000
+__all__ = ["COST_SCALE", "PyVrpEngine"]  # COST_SCALE: integer cost units per currency unit (problem.py)
 
 #: PyVRP reports the cost of an infeasible best solution as the largest int64 (``CostEvaluator.cost``).
 _INFEASIBLE_COST = np.iinfo(np.int64).max // 2
 
-#: Distance/duration of arcs that must never be used (out of a virtual end depot).
-_NEVER = 10**9
+#: Distance/duration of arcs that must never be used (out of a virtual end depot): above any
+#: matrix entry (``MAX_DISTANCE_M``), and small enough that no route total can wrap.
+_NEVER = 2 * MAX_DISTANCE_M
 
 
 class PyVrpEngine:
@@ -97,8 +106,9 @@ class PyVrpEngine:
         # A violation must be able to cost more than the largest prize, or the search keeps
         # collecting prizes with overloaded routes (seen on the Blantyre day: no feasible plan).
         top_prize = max((c.prize for c in model.data.clients()), default=0)
+        max_penalty = min(max(1e5 * u, 10.0 * top_prize), _penalty_cap(problem))
         params = pyvrp.SolveParams(penalty=pyvrp.PenaltyParams(
-            min_penalty=0.1 * u, max_penalty=max(1e5 * u, 10.0 * top_prize)))
+            min_penalty=min(0.1 * u, max_penalty), max_penalty=max_penalty))
         result = pyvrp.solve(model.data, tracker, seed=options.seed, collect_stats=False, params=params)
         elapsed = time.monotonic() - t0
         if not result.is_feasible():
@@ -108,6 +118,21 @@ class PyVrpEngine:
         return build_solution(problem, self.name, model.routes_of(result.best),
                               status=SolveStatus.FEASIBLE, elapsed_s=elapsed,
                               first_feasible_s=tracker.first_feasible_s, screened=screened)
+
+
+def _penalty_cap(problem: Problem) -> float:
+    """Largest penalty per unit of violation whose penalised cost stays in int64.
+
+    PyVRP multiplies its penalties (doubles) by the violation (excess load, time warp) and
+    casts the product to an int64 ``Cost``; that must not wrap. A violation is at most the
+    total demand of a dimension, or a route's whole duration (``max_legs`` legs of the
+    longest duration plus the longest service, plus the horizon).
+    """
+    demand = max((sum(s.demand[d] for s in problem.stops) for d in range(problem.num_dimensions)), default=0)
+    service = max([s.service_duration_s for s in problem.stops]
+                  + [f.service_duration_s for f in problem.facilities] + [0])
+    warp = max_legs(problem) * (2 * int(problem.duration_s.max()) + service) + HORIZON_S
+    return (ENGINE_INT_MAX / 4) / max(1, demand, warp)
 
 
 class _Tracker:
@@ -189,10 +214,10 @@ class _Data:
                 tw_late=tw.end_s if tw else np.iinfo(np.int64).max, name=fac.id))
         depots += [pyvrp.Depot(location=n_loc + k, name=f"virtual end {k}") for k in range(len(ends))]
 
-        prizes = {i: round(s.penalty * COST_SCALE) if not s.required else 0
+        prizes = {i: cost_units(s.penalty) if not s.required else 0
                   for i, s in enumerate(problem.stops)}
-        unit = [round(vt.cost_per_km * COST_SCALE / 1000) for vt in problem.vehicle_types]
-        fixed = [round(vt.fixed_cost * COST_SCALE) for vt in problem.vehicle_types]
+        unit = [per_metre_cost_units(vt.cost_per_km) for vt in problem.vehicle_types]
+        fixed = [cost_units(vt.fixed_cost) for vt in problem.vehicle_types]
         g = reduce(math.gcd, [*prizes.values(), *unit, *fixed], 0) or 1
         #: integer cost units per PyVRP cost unit (all costs were divided by this)
         self.cost_gcd = g

@@ -54,11 +54,13 @@ from wasteml_server.core.errors import (
     InfeasibleProblemError,
     NotFoundError,
     WastemlError,
+    shown,
     under,
 )
 from wasteml_server.core.settings import Settings
 from wasteml_server.routing.feasibility import unservable
 from wasteml_server.routing.jobs import RESTART_FAILURE_REASON, JobRecord, JobRepository
+from wasteml_server.routing.limits import ProblemLimits
 from wasteml_server.routing.options import EngineName, SolveOptions
 from wasteml_server.routing.pool import JobHandle, ProgressEvent, SolverPool
 from wasteml_server.routing.portfolio import engines_for
@@ -202,7 +204,13 @@ class RoutingService:
     Args:
         pool: the started solver pool.
         jobs: where jobs persist (the SQL store).
-        settings: ``solver_max_time_limit_s`` bounds every time limit.
+        settings: ``solver_max_time_limit_s`` bounds every time limit; the ``routing_max_*``
+            limits bound the problems callers may send (:attr:`limits`).
+
+    Attributes:
+        settings: the settings it was made with.
+        limits: the largest problem taken (``ProblemLimits.from_settings``); the servicer
+            checks requests against it before decoding them.
 
     All methods must run on the event loop the pool was started on.
     """
@@ -210,6 +218,8 @@ class RoutingService:
     def __init__(self, pool: SolverPool, jobs: JobRepository, settings: Settings) -> None:
         self.pool = pool
         self.jobs = jobs
+        self.settings = settings
+        self.limits = ProblemLimits.from_settings(settings)
         self.max_time_limit_s = settings.solver_max_time_limit_s
         self._live: dict[str, _LiveJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -262,8 +272,8 @@ class RoutingService:
             deadline = call_deadline()
         try:
             handle = await self.pool.submit(problem, options, deadline=deadline)
-        except InfeasibleProblemError as err:
-            return SolveSession(None, infeasible_solution(problem, options, err))
+        except InfeasibleProblemError as err:  # explaining it screens every stop: off the loop
+            return SolveSession(None, await asyncio.to_thread(infeasible_solution, problem, options, err))
         return SolveSession(handle)
 
     async def solve(self, problem: Problem, options: SolveOptions) -> Solution:
@@ -405,7 +415,7 @@ class RoutingService:
         try:
             uuid.UUID(job_id)
         except (ValueError, TypeError, AttributeError):
-            raise NotFoundError(f"job {job_id!r} does not exist (job ids are UUIDs)") from None
+            raise NotFoundError(f"job {shown(job_id)} does not exist (job ids are UUIDs)") from None
         return await asyncio.to_thread(self.jobs.get, job_id)
 
     async def _find(self, job_id: str) -> JobSnapshot | None:

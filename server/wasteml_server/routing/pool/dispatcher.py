@@ -17,6 +17,15 @@
   and replaced. :meth:`JobHandle.result` raises ``CancelledError`` at once.
 * **A dead worker** (crash, ``kill -9``) fails its job with ``UnavailableError`` naming the
   exit code and signal; a replacement is started.
+* **Memory bound:** each worker limits its address space to ``solver_worker_memory_mib``
+  (``RLIMIT_AS``; 0 = none, see ``worker``). A task that runs out of it fails with
+  ``ResourceExhaustedError`` ("solver worker memory limit N MiB exceeded ..."), whether the
+  worker reported a ``MemoryError`` or died of it (an OR-Tools ``std::bad_alloc`` aborts the
+  process: recognised from the worker's stderr, which the pool reads, logs and keeps the tail
+  of); the worker is replaced either way.
+* **Off the loop:** handing a task to a worker pickles its problem (the matrices: 64 MB at the
+  largest legal size) and writes it to the pipe; that runs in a thread, as does the up-front
+  infeasibility screening of :meth:`SolverPool.submit`.
 * **Progress** (engine, best objective, elapsed) streams from the workers over the pipes;
   :meth:`JobHandle.events` replays past events to late watchers, then follows live ones.
 * **Portfolio** jobs run one task per engine on two workers; the best feasible answer wins,
@@ -36,6 +45,7 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import time
 from collections import deque
 from dataclasses import replace
@@ -62,8 +72,13 @@ from wasteml_server.routing.pool.messages import (
     Ready,
     SolveTask,
     Started,
+    send_task,
 )
-from wasteml_server.routing.pool.worker import worker_main
+from wasteml_server.routing.pool.worker import (
+    MEMORY_EXIT_CODE,
+    memory_exceeded_message,
+    worker_main,
+)
 from wasteml_server.routing.portfolio import choose, engines_for
 from wasteml_server.routing.problem import Problem
 from wasteml_server.routing.schedule import no_solution
@@ -85,6 +100,12 @@ FINISHED_JOBS_KEPT = 256
 #: How long ``close`` waits for idle workers to exit before terminating them, seconds.
 CLOSE_TIMEOUT_S = 2.0
 
+#: Bytes of a worker's stderr kept to tell why it died.
+STDERR_TAIL_BYTES = 8192
+
+#: What a worker's stderr shows when an allocation failed past its memory limit.
+_OUT_OF_MEMORY_MARKERS = (b"std::bad_alloc", b"MemoryError", b"Cannot allocate memory", b"out of memory")
+
 
 class _Slot:
     """A worker process and its pipe, cancel flag and current task."""
@@ -99,6 +120,10 @@ class _Slot:
         self.timer: asyncio.TimerHandle | None = None
         self.spawned_at = 0.0
         self.ready = False
+        self.stderr: multiprocessing.connection.Connection | None = None
+        self.stderr_tail = b""
+        self.retiring = False
+        """The worker said it exits (out of memory): no task goes to it; it is replaced."""
 
     @property
     def proc(self) -> multiprocessing.process.BaseProcess:
@@ -131,6 +156,7 @@ class SolverPool:
         self.max_time_limit_s = settings.solver_max_time_limit_s
         self.kill_grace_s = settings.solver_kill_grace_s
         self.cancel_grace_s = settings.solver_cancel_grace_s
+        self.memory_limit_mib = settings.solver_worker_memory_mib
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(i) for i in range(self.size)]
         self._queue: deque[_Task] = deque()
@@ -172,7 +198,7 @@ class SolverPool:
             self._unwatch(slot)
             if slot.task is None and slot.process is not None and slot.proc.is_alive():
                 try:
-                    slot.pipe.send(None)
+                    send_task(slot.pipe, None)
                 except OSError:
                     pass
         end = time.monotonic() + CLOSE_TIMEOUT_S
@@ -188,6 +214,7 @@ class SolverPool:
                 await asyncio.to_thread(proc.join, 1.0)
             if slot.conn is not None:
                 slot.pipe.close()
+            self._close_stderr(slot)
             if slot.timer is not None:
                 slot.timer.cancel()
             slot.task = None
@@ -258,7 +285,10 @@ class SolverPool:
         if self._closing or self._loop is None:
             raise UnavailableError("solver-pool", "the solver pool is not running")
         choice = engines_for(problem, options.engine)
-        screen(problem)  # explain an infeasible problem now, not from a worker later
+        # explain an infeasible problem now, not from a worker later (O(stops x vehicle types))
+        await asyncio.to_thread(screen, problem)
+        if self._closing:
+            raise UnavailableError("solver-pool", "the solver pool is not running")
         if self.queued >= self.queue_size:
             raise ResourceExhaustedError(
                 f"solver queue full: {self.queued} jobs waiting (limit {self.queue_size})")
@@ -282,20 +312,63 @@ class SolverPool:
 
     def _spawn(self, slot: _Slot) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
+        err_read, err_write = self._ctx.Pipe(duplex=False)
         slot.cancel = self._ctx.Event()
-        slot.process = self._ctx.Process(target=worker_main, args=(child, slot.cancel),
+        slot.process = self._ctx.Process(target=worker_main,
+                                         args=(child, slot.cancel, self.memory_limit_mib, err_write),
                                          name=f"wasteml-solver-{slot.index}", daemon=True)
         slot.proc.start()
         child.close()
+        err_write.close()
+        os.set_blocking(err_read.fileno(), False)
+        slot.stderr, slot.stderr_tail = err_read, b""
         slot.conn = parent
         slot.task = None
         slot.kill_reason = None
         slot.spawned_at = time.monotonic()
         slot.ready = False
+        slot.retiring = False
         assert self._loop is not None
         self._loop.add_reader(parent.fileno(), self._on_message, slot, slot.process)
         self._loop.add_reader(slot.proc.sentinel, self._on_exit, slot, slot.process)
+        self._loop.add_reader(err_read.fileno(), self._on_stderr, slot, slot.process)
         logger.info("solver worker %d started (pid %d)", slot.index, slot.proc.pid)
+
+    def _on_stderr(self, slot: _Slot, process: Any) -> None:
+        """Log what a worker writes to stderr; keep its tail (why a worker died)."""
+        if slot.process is not process or slot.stderr is None:
+            return
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(slot.stderr.fileno(), 65536)
+                if not chunk:  # the worker closed it (exited)
+                    assert self._loop is not None
+                    self._loop.remove_reader(slot.stderr.fileno())
+                    break
+                chunks.append(chunk)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return
+        data = b"".join(chunks)
+        if data:
+            slot.stderr_tail = (slot.stderr_tail + data)[-STDERR_TAIL_BYTES:]
+            for line in data.decode("utf-8", "replace").splitlines():
+                if line.strip():
+                    logger.warning("solver worker %d (pid %d): %s", slot.index, slot.proc.pid, line)
+
+    def _close_stderr(self, slot: _Slot) -> None:
+        if slot.stderr is not None and not slot.stderr.closed:
+            assert self._loop is not None
+            self._loop.remove_reader(slot.stderr.fileno())
+            slot.stderr.close()
+        slot.stderr = None
+
+    def _out_of_memory(self, slot: _Slot, code: int | None) -> bool:
+        """True when a dead worker ran out of memory (its exit code or its stderr says so)."""
+        return code == MEMORY_EXIT_CODE or (
+            self.memory_limit_mib > 0 and any(m in slot.stderr_tail for m in _OUT_OF_MEMORY_MARKERS))
 
     def _unwatch(self, slot: _Slot) -> None:
         assert self._loop is not None
@@ -308,7 +381,7 @@ class SolverPool:
         for slot in self._slots:
             if not self._queue or self._closing:
                 return
-            if slot.task is not None or slot.process is None or not slot.proc.is_alive():
+            if slot.task is not None or slot.retiring or slot.process is None or not slot.proc.is_alive():
                 continue
             task = self._queue.popleft()
             job = task.job
@@ -318,12 +391,20 @@ class SolverPool:
             slot.cancel.clear()
             slot.task, task.slot = task, slot
             job._start()
-            try:
-                slot.pipe.send(SolveTask(task.id, job.problem, job.options, task.engine, job.deadline))
-            except OSError as err:  # the worker died between the check and the send
-                logger.warning("solver worker %d unreachable: %s", slot.index, err)
-                continue
             task.remaining_s = remaining
+            self._send(slot, SolveTask(task.id, job.problem, job.options, task.engine, job.deadline))
+
+    def _send(self, slot: _Slot, message: SolveTask) -> None:
+        """Pickle and write a task to its worker in a thread (the problem's matrices are large)."""
+        assert self._loop is not None
+        pipe = slot.pipe
+
+        def sent(future: asyncio.Future[None]) -> None:
+            error = None if future.cancelled() else future.exception()
+            if error is not None:  # the worker died meanwhile: its exit settles the task
+                logger.warning("solver worker %d unreachable: %s", slot.index, error)
+
+        self._loop.run_in_executor(None, send_task, pipe, message).add_done_callback(sent)
 
     def _on_message(self, slot: _Slot, process: Any) -> None:
         if slot.process is not process:
@@ -359,6 +440,7 @@ class SolverPool:
         elif isinstance(msg, Done):
             self._settle(slot, task, msg.solution)
         elif isinstance(msg, Failed):
+            slot.retiring = slot.retiring or msg.retiring
             if msg.error is None:
                 logger.error("solver worker raised an unexpected error in %s:\n%s", task.id, msg.traceback)
             self._settle(slot, task, msg.error or InternalError(f"the {task.engine.value} engine failed "
@@ -413,6 +495,7 @@ class SolverPool:
         if slot.process is not process:
             return
         self._unwatch(slot)
+        slot.ready = False  # until its replacement has imported the engines
         try:  # a result sent just before the exit
             while slot.pipe.poll():
                 self._handle(slot, slot.pipe.recv())
@@ -420,17 +503,22 @@ class SolverPool:
             pass
         process.join(1.0)
         code = process.exitcode
+        self._on_stderr(slot, process)  # what it wrote last
+        self._close_stderr(slot)
         task = slot.task
         if task is not None:
             job = task.job
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
             if slot.kill_reason == "overrun":
                 outcome: Solution | BaseException = no_solution(
                     job.problem, task.engine, SolveStatus.NO_SOLUTION_IN_TIME,
                     elapsed_s=time.time() - (job.started_at or time.time()),
                     reason=f"{task.engine.value} was still searching {self.kill_grace_s:g} s "
                            "after its time limit and was stopped")
+            elif slot.kill_reason is None and self._out_of_memory(slot, code):
+                outcome = ResourceExhaustedError(memory_exceeded_message(
+                    self.memory_limit_mib, f"worker pid {process.pid} died ({how}) running job {job.id}"))
             else:
-                how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                 outcome = UnavailableError(
                     "solver-pool", f"solver worker (pid {process.pid}) died ({how}) while running job {job.id}")
             self._settle(slot, task, outcome)
