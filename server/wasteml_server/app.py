@@ -48,12 +48,13 @@ from wasteml_server.core.errors import UnavailableError
 from wasteml_server.core.settings import Settings
 from wasteml_server.forecasting.service import ForecastingService
 from wasteml_server.planning.planner import CollectionPlanner
+from wasteml_server.planning.request import PlanLimits
 from wasteml_server.planning.sources import ForecastFillPredictor, SearchComplaintFinder
 from wasteml_server.routing.pool import SolverPool
 from wasteml_server.routing.service import RoutingService
 from wasteml_server.search.embedding import TritonEmbedder
 from wasteml_server.search.encoder import TextEncoder
-from wasteml_server.search.service import SemanticSearchService
+from wasteml_server.search.service import SearchLimits, SemanticSearchService
 from wasteml_server.transport.server import Check, Server, ServiceBinding, create_server
 from wasteml_server.transport.servicers.admin import ModelAdminServicer
 from wasteml_server.transport.servicers.forecasting import ForecastingServicer
@@ -195,6 +196,8 @@ class Application:
         tokenizer = await asyncio.to_thread(TextTokenizer.from_repository, repository)
         signature = await asyncio.to_thread(EncoderSignature.load, repository, TEXT_ENCODER)
         encoder = TextEncoder(self.triton_client, tokenizer, TEXT_ENCODER, signature,
+                              max_texts=self.settings.search_max_embed_texts,
+                              max_text_chars=self.settings.search_max_text_chars,
                               timeout_s=self.settings.triton_timeout_s)
         cache = None
         if self.settings.query_cache_ttl_s > 0:
@@ -207,6 +210,7 @@ class Application:
             in_flight=self.settings.search_embed_in_flight,
             query_cache=cache,
             query_cache_ttl_s=self.settings.query_cache_ttl_s,
+            limits=SearchLimits.from_settings(self.settings),
         )
         store = self.search.store
         self._closers.append(lambda: asyncio.to_thread(store.close))
@@ -238,7 +242,7 @@ class Application:
         """The collection planner over the forecasting, search and routing services."""
         assert self.db is not None and self.forecasting and self.search and self.routing
         planner = CollectionPlanner(ForecastFillPredictor(self.forecasting), SearchComplaintFinder(self.search),
-                                    self.routing, PlanStore(self.db))
+                                    self.routing, PlanStore(self.db), limits=PlanLimits.from_settings(self.settings))
         return CollectionPlannerServicer(planner)
 
     async def _close_backends(self) -> None:

@@ -35,7 +35,7 @@ from wasteml_server.core.geo import GeoPoint
 from wasteml_server.core.settings import Settings
 from wasteml_server.planning.selection import PlanPolicy
 from wasteml_server.routing.builder import SpeedModel, TravelMatrix, build_problem
-from wasteml_server.routing.limits import DEFAULT_LIMITS, ProblemLimits, at_most
+from wasteml_server.routing.limits import ProblemLimits, at_most
 from wasteml_server.routing.options import SolveOptions
 from wasteml_server.routing.problem import (
     CapacityDimension,

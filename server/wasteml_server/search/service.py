@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -330,14 +331,23 @@ class SemanticSearchService:
             as :meth:`search` (a bad filter is named ``filters[i]...``).
         """
         validate_search(query, top_k, None, self.limits.max_text_chars)
-        violations = [v for i, f in enumerate(filters) for v in filter_violations(f, f"filters[{i}]")]
+        filters = list(filters)
+        violations = await asyncio.to_thread(
+            lambda: [v for i, f in enumerate(filters) for v in filter_violations(f, f"filters[{i}]")])
         raise_violations(violations, "filters")
         name = self._collection(collection)
         await self._existing(name)
         vector, model = await self._embed_query(query)
-        results = await asyncio.gather(*(asyncio.to_thread(self.store.search, vector, top_k, f, name)
-                                         for f in filters))
-        return list(results), model
+        results = await asyncio.to_thread(self._search_each, vector, top_k, filters, name)
+        return results, model
+
+    def _search_each(self, vector: np.ndarray, top_k: int, filters: list[SearchFilters], name: str
+                     ) -> list[list[Hit]]:
+        """Blocking: one store search per filter, ``in_flight`` at a time, in filter order. One
+        thread hop for the whole batch, so thousands of filters (a PlanDay's bins) cost the event
+        loop nothing per filter."""
+        with ThreadPoolExecutor(max_workers=max(1, self.in_flight), thread_name_prefix="search-each") as pool:
+            return list(pool.map(lambda f: self.store.search(vector, top_k, f, name), filters))
 
     async def _existing(self, name: str) -> None:
         """Load ``name``; ``NotFoundError`` when it does not exist (the default one excepted)."""
