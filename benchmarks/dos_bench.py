@@ -18,11 +18,7 @@ Target: no request under 1 MB holds the loop for more than 100 ms or grows RSS b
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,11 +34,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from wasteml_testing import DATA_DIR, REPO_ROOT, TRITON_ENV  # noqa: E402
+from routing_requests import coordinate_problem, matrix_problem  # noqa: E402
+from server_process import server_process  # noqa: E402
+from wasteml_testing import DATA_DIR  # noqa: E402
 
 from wasteml.client import WastemlClient  # noqa: E402
-from wasteml.v1 import admin_pb2, common_pb2, forecasting_pb2, planning_pb2, routing_pb2, search_pb2  # noqa: E402
+from wasteml.v1 import admin_pb2, forecasting_pb2, planning_pb2, routing_pb2, search_pb2  # noqa: E402
 from wasteml_tools.planning.blantyre_request import plan_day_request  # noqa: E402
 
 MiB = 1024 * 1024
@@ -84,18 +83,6 @@ class RssSampler:
             if self.running:
                 self.peak = max(self.peak, proc.memory_info().rss)
             time.sleep(0.01)
-
-
-def _coordinates_problem(stops: int, vehicles: int = 2) -> routing_pb2.Problem:
-    rng = np.random.default_rng(7)
-    p = routing_pb2.Problem(name="dos")
-    p.depots.add(id="yard", location=common_pb2.GeoPoint(latitude_deg=-15.7861, longitude_deg=35.0058))
-    p.vehicle_types.add(id="truck", count=vehicles, capacity=[10_000])
-    lat = -15.79 + rng.uniform(-0.05, 0.05, stops)
-    lon = 35.00 + rng.uniform(-0.05, 0.05, stops)
-    for i in range(stops):
-        p.stops.add(id=f"s{i}", location=common_pb2.GeoPoint(latitude_deg=lat[i], longitude_deg=lon[i]), demand=[1])
-    return p
 
 
 def _options(seconds: int = 2) -> routing_pb2.SolveOptions:
@@ -147,17 +134,18 @@ def cases() -> list[tuple[str, str, str, Callable[[], Message | list[Message]]]]
          lambda: routing_pb2.SolveRequest(problem=routing_pb2.Problem(
              matrix=routing_pb2.TravelMatrix(size=3_000_000)))),
         ("Solve: 6,000 stops by coordinates", "/wasteml.v1.RouteOptimizer/Solve", "unary",
-         lambda: routing_pb2.SolveRequest(problem=_coordinates_problem(6_000), options=_options())),
+         lambda: routing_pb2.SolveRequest(problem=coordinate_problem(6_000), options=_options())),
         ("Solve: vehicle_types[0].count 20,000", "/wasteml.v1.RouteOptimizer/Solve", "unary",
-         lambda: routing_pb2.SolveRequest(problem=_coordinates_problem(50, vehicles=20_000), options=_options())),
+         lambda: routing_pb2.SolveRequest(problem=coordinate_problem(50, count=20_000), options=_options())),
         ("Solve: distances 1e19", "/wasteml.v1.RouteOptimizer/Solve", "unary",
-         lambda: _huge_distances()),
+         lambda: routing_pb2.SolveRequest(problem=matrix_problem(6, distance=1e19, duration=60.0),
+                                         options=_options(1))),
         ("SubmitJob: 6,000 stops by coordinates", "/wasteml.v1.RouteOptimizer/SubmitJob", "unary",
-         lambda: routing_pb2.SubmitJobRequest(problem=_coordinates_problem(6_000), options=_options())),
+         lambda: routing_pb2.SubmitJobRequest(problem=coordinate_problem(6_000), options=_options())),
         ("Solve: 1,999 stops by coordinates (largest legal), 2 s", "/wasteml.v1.RouteOptimizer/Solve", "unary",
-         lambda: routing_pb2.SolveRequest(problem=_coordinates_problem(1_999), options=_options())),
+         lambda: routing_pb2.SolveRequest(problem=coordinate_problem(1_999), options=_options())),
         ("SubmitJob: 1,999 stops by coordinates (largest legal)", "/wasteml.v1.RouteOptimizer/SubmitJob", "unary",
-         lambda: routing_pb2.SubmitJobRequest(problem=_coordinates_problem(1_999), options=_options())),
+         lambda: routing_pb2.SubmitJobRequest(problem=coordinate_problem(1_999), options=_options())),
         ("PlanDay: 1,998 bins by coordinates (largest legal), 2 s", "/wasteml.v1.CollectionPlanner/PlanDay",
          "server_stream", lambda: _plan_many_bins(1_998)),
         ("PlanDay: bins by coordinates up to ~900 KB", "/wasteml.v1.CollectionPlanner/PlanDay", "server_stream",
@@ -193,19 +181,6 @@ def cases() -> list[tuple[str, str, str, Callable[[], Message | list[Message]]]]
         ("GetJob: 900 KB id", "/wasteml.v1.RouteOptimizer/GetJob", "unary",
          lambda: routing_pb2.GetJobRequest(job_id="j" * 900_000)),
     ]
-
-
-def _huge_distances() -> routing_pb2.SolveRequest:
-    n = 6
-    p = routing_pb2.Problem(name="overflow")
-    p.depots.add(id="yard", location_index=0)
-    p.vehicle_types.add(id="truck", count=1, capacity=[10])
-    for i in range(1, n):
-        p.stops.add(id=f"s{i}", location_index=i, demand=[1])
-    p.matrix.size = n
-    p.matrix.distances_m.extend([0.0 if i == j else 1e19 for i in range(n) for j in range(n)])
-    p.matrix.durations_s.extend([0.0 if i == j else 60.0 for i in range(n) for j in range(n)])
-    return routing_pb2.SolveRequest(problem=p, options=_options(1))
 
 
 def _documents(n: int, k: int) -> search_pb2.IndexDocumentsRequest:
@@ -263,7 +238,7 @@ def _floods(address: str, probe: Probe) -> Iterator[str]:
 
         with WastemlClient(address) as client:
             job = client.routing.SubmitJob(routing_pb2.SubmitJobRequest(
-                problem=_coordinates_problem(30), options=_options(20)), timeout=30).job
+                problem=coordinate_problem(30), options=_options(20)), timeout=30).job
         watchers = [channel.unary_stream("/wasteml.v1.RouteOptimizer/WatchJob",
                                          request_serializer=lambda m: m.SerializeToString())(
             routing_pb2.WatchJobRequest(job_id=job.job_id), timeout=30) for _ in range(300)]
@@ -281,22 +256,8 @@ def _floods(address: str, probe: Probe) -> Iterator[str]:
 
 
 def main() -> None:
-    var = Path(tempfile.mkdtemp(prefix="dos-bench-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "WASTEML_PORT": str(port), "WASTEML_VAR_DIR": str(var),
-           "WASTEML_DATABASE_URL": f"sqlite:///{var / 'wasteml.db'}", "WASTEML_MILVUS_URI": str(var / "milvus.db"),
-           "WASTEML_MODEL_REPOSITORY": str(REPO_ROOT / "model_repository"), "WASTEML_TRITON_ENV_DIR": str(TRITON_ENV),
-           "WASTEML_DATA_DIR": str(DATA_DIR), "WASTEML_SOLVER_WORKERS": "1", "WASTEML_LOG_LEVEL": "WARNING"}
-    env.pop("WASTEML_TRITON_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "wasteml_tools.cli", "serve"], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"127.0.0.1:{port}"
     rows = []
-    try:
-        with WastemlClient(address) as client:
-            client.wait_until_serving(timeout_s=300)
+    with server_process() as (server, address):
         probe = Probe(address)
         threading.Thread(target=probe.run, daemon=True).start()
         rss = RssSampler(server.pid)
@@ -323,9 +284,6 @@ def main() -> None:
         floods = list(_floods(address, probe))
         probe.running = False
         channel.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     print(f"{os.cpu_count()} CPUs; idle worst health latency over 3 s: {idle_ms:.0f} ms\n")
     print("| request | bytes | code | wall s | worst health ms | RSS growth MiB |")
     print("| --- | ---: | --- | ---: | ---: | ---: |")

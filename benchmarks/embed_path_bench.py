@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,8 +27,10 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from wasteml_testing import DATA_DIR, ENCODER_ONNX, REPO_ROOT, TRITON_ENV  # noqa: E402
+from server_process import server_process  # noqa: E402
+from wasteml_testing import DATA_DIR, ENCODER_ONNX  # noqa: E402
 
 from wasteml.client import WastemlClient  # noqa: E402
 from wasteml_models import TEXT_ENCODER  # noqa: E402
@@ -106,21 +104,8 @@ def main() -> None:
     rows = []
     # The server runs as its own process (as in production), so the benchmark's client threads
     # do not share its interpreter lock.
-    var = Path(tempfile.mkdtemp(prefix="embed-bench-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "WASTEML_PORT": str(port), "WASTEML_VAR_DIR": str(var),
-           "WASTEML_DATABASE_URL": f"sqlite:///{var / 'wasteml.db'}", "WASTEML_MILVUS_URI": str(var / "milvus.db"),
-           "WASTEML_MODEL_REPOSITORY": str(REPO_ROOT / "model_repository"), "WASTEML_TRITON_ENV_DIR": str(TRITON_ENV),
-           "WASTEML_DATA_DIR": str(DATA_DIR), "WASTEML_SOLVER_WORKERS": "1", "WASTEML_LOG_LEVEL": "WARNING"}
-    env.pop("WASTEML_TRITON_URL", None)
-    server = subprocess.Popen([sys.executable, "-m", "wasteml_tools.cli", "serve"], cwd=REPO_ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    address = f"127.0.0.1:{port}"
-    try:
+    with server_process() as (_, address):
         with WastemlClient(address) as c:
-            c.wait_until_serving(timeout_s=300)
             c.embed(corpus[:16])  # warm up
         for name, fn in (
             ("in-process ORT, batch 1", lambda: in_process(corpus, 1, args.seconds)),
@@ -130,9 +115,6 @@ def main() -> None:
         ):
             rate, lat = fn()
             rows.append((name, rate, pct(lat, 50), pct(lat, 99), len(lat)))
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; {args.seconds:g} s per row; "
           f"{len(corpus)} distinct real Boston 311 texts\n")
     print("| path | embeddings/s | p50 ms | p99 ms | calls |\n| --- | ---: | ---: | ---: | ---: |")

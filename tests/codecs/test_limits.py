@@ -15,6 +15,7 @@ import pytest
 from contract_paths import field_exists
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
+from routing_requests import coordinate_problem, matrix_problem
 from wasteml_testing import DATA_DIR
 
 from wasteml.v1 import common_pb2, planning_pb2, routing_pb2
@@ -55,33 +56,6 @@ def _solve_error(problem: routing_pb2.Problem, limits: ProblemLimits = DEFAULT_L
     return err.value
 
 
-def _coordinate_problem(stops: int, count: int = 1) -> routing_pb2.Problem:
-    """One depot in Blantyre, one vehicle type, ``stops`` stops by coordinates around it."""
-    rng = np.random.default_rng(7)
-    p = routing_pb2.Problem(name="coords")
-    p.depots.add(id="yard", location=common_pb2.GeoPoint(latitude_deg=-15.7861, longitude_deg=35.0058))
-    p.vehicle_types.add(id="truck", count=count, capacity=[10_000])
-    for i in range(stops):
-        p.stops.add(id=f"s{i}", demand=[1], location=common_pb2.GeoPoint(
-            latitude_deg=-15.79 + rng.uniform(-0.05, 0.05), longitude_deg=35.01 + rng.uniform(-0.05, 0.05)))
-    return p
-
-
-def _matrix_problem(n: int, distance: float = 100.0, duration: float | None = None) -> routing_pb2.Problem:
-    """A depot and ``n - 1`` stops on an ``n``-row matrix with the given off-diagonal values."""
-    p = routing_pb2.Problem(name="matrix")
-    p.depots.add(id="d", location_index=0)
-    p.vehicle_types.add(id="t", count=1, capacity=[100])
-    for i in range(1, n):
-        p.stops.add(id=f"s{i}", location_index=i, demand=[1])
-    p.matrix.size = n
-    off = ~np.eye(n, dtype=bool).ravel()
-    p.matrix.distances_m.extend(np.where(off, distance, 0.0).tolist())
-    if duration is not None:
-        p.matrix.durations_s.extend(np.where(off, duration, 0.0).tolist())
-    return p
-
-
 def _peak_bytes(fn: Callable[[], object]) -> int:
     tracemalloc.start()
     try:
@@ -117,21 +91,21 @@ def test_tiny_request_declaring_a_huge_matrix_is_refused_at_once() -> None:
 def test_matrix_size_is_checked_against_the_values_sent() -> None:
     """A size within the limit with fewer values than size * size names the matrix field, before
     any conversion; durations, when sent, must match too."""
-    p = _matrix_problem(5)
+    p = matrix_problem(5)
     del p.matrix.distances_m[3:]
     assert _solve_error(p).field == "problem.matrix.distances_m"
-    p = _matrix_problem(5, duration=10.0)
+    p = matrix_problem(5, duration=10.0)
     del p.matrix.durations_s[-1]
     assert _solve_error(p).field == "problem.matrix.durations_s"
     limits = replace(DEFAULT_LIMITS, max_matrix_size=4)
-    err = _solve_error(_matrix_problem(5), limits)
+    err = _solve_error(matrix_problem(5), limits)
     assert err.field == "problem.matrix.size" and "at most 4" in err.violations[0].description
 
 
 def test_6000_stops_by_coordinates_are_refused_before_the_haversine_matrix() -> None:
     """6,000 stops by coordinates (191 KB; 6.8 s and 3.3 GiB on the loop before the fix) are
     INVALID_ARGUMENT naming problem.stops, fast and without allocating per stop."""
-    p = _coordinate_problem(6000)
+    p = coordinate_problem(6000)
     t0 = time.perf_counter()
     err = _solve_error(p)
     assert time.perf_counter() - t0 < 0.05
@@ -143,16 +117,16 @@ def test_coordinate_sites_beyond_the_matrix_limit_name_stops() -> None:
     """Within the stop limit but past the coordinate-site limit (depots + facilities + stops):
     INVALID_ARGUMENT naming problem.stops and saying why (O(n^2) matrices)."""
     limits = replace(DEFAULT_LIMITS, max_coordinate_locations=100)
-    err = _solve_error(_coordinate_problem(100), limits)  # 101 sites with the depot
+    err = _solve_error(coordinate_problem(100), limits)  # 101 sites with the depot
     assert err.field == "problem.stops"
     assert "at most 100 sites" in err.violations[0].description and "matrix" in err.violations[0].description
-    problem_from_proto(_coordinate_problem(99), limits)  # 100 sites: fine
+    problem_from_proto(coordinate_problem(99), limits)  # 100 sites: fine
 
 
 def test_largest_coordinate_problem_converts_within_its_memory_budget() -> None:
     """The largest legal problem by coordinates (2,000 sites) converts; its matrices are two
     int64 2,000 x 2,000 arrays (61 MiB) and the conversion peaks well under 100 MiB above them."""
-    p = _coordinate_problem(DEFAULT_LIMITS.max_coordinate_locations - 1)
+    p = coordinate_problem(DEFAULT_LIMITS.max_coordinate_locations - 1)
     tracemalloc.start()
     t0 = time.perf_counter()
     problem = problem_from_proto(p)
@@ -169,9 +143,9 @@ def test_largest_coordinate_problem_converts_within_its_memory_budget() -> None:
 def test_fleet_size_is_the_sum_of_counts() -> None:
     """VehicleType.count = 20,000 (2.3 GB in one OR-Tools worker before the fix) names
     problem.vehicle_types[0].count; a sum over several types names the type that crosses it."""
-    err = _solve_error(_coordinate_problem(3, count=20_000))
+    err = _solve_error(coordinate_problem(3, count=20_000))
     assert err.field == "problem.vehicle_types[0].count" and "at most 1000" in err.violations[0].description
-    p = _coordinate_problem(3, count=600)
+    p = coordinate_problem(3, count=600)
     p.vehicle_types.add(id="b", count=600, capacity=[10_000])
     assert _solve_error(p).field == "problem.vehicle_types[1].count"
 
@@ -193,7 +167,7 @@ def test_fleet_size_is_the_sum_of_counts() -> None:
 def test_every_repeated_part_has_a_limit(limit: str, change, field: str) -> None:
     """Depots, facilities, dimensions, demand/capacity entries, windows per stop and reload
     facilities each have a limit, named by the field and stating it."""
-    p = _coordinate_problem(3)
+    p = coordinate_problem(3)
     change(p)
     err = _solve_error(p, replace(DEFAULT_LIMITS, **{limit: 2}))
     assert err.field == field and "at most 2" in err.violations[0].description
@@ -217,27 +191,27 @@ def test_limits_come_from_settings() -> None:
 def test_distances_of_1e19_are_refused_naming_the_entry() -> None:
     """Off-diagonal distances of 1e19 (solved as OPTIMAL with -9.2e18 m before the fix) and
     durations of 1e19 (silently NO_SOLUTION_IN_TIME) name the first bad matrix entry."""
-    err = _solve_error(_matrix_problem(4, distance=1e19))
+    err = _solve_error(matrix_problem(4, distance=1e19))
     assert err.field == "problem.matrix.distances_m[1]" and "1e+09" in err.violations[0].description
-    err = _solve_error(_matrix_problem(4, duration=1e19))
+    err = _solve_error(matrix_problem(4, duration=1e19))
     assert err.field == "problem.matrix.durations_s[1]"
-    problem_from_proto(_matrix_problem(4, distance=MAX_DISTANCE_M, duration=1e9))  # the largest values pass
+    problem_from_proto(matrix_problem(4, distance=MAX_DISTANCE_M, duration=1e9))  # the largest values pass
 
 
 def test_costs_beyond_the_range_name_the_cost() -> None:
     """A fixed cost of 1e300, a cost per km or skip penalty past MAX_COST, and totals that only
     overflow together (many vehicles, long legs) each name the field that drives them."""
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.vehicle_types[0].fixed_cost = 1e300
     assert _solve_error(p).field == "problem.vehicle_types[0].fixed_cost"
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.stops[0].optional_visit, p.stops[0].skip_penalty = True, 1e300
     assert _solve_error(p).field == "problem.stops[0].skip_penalty"
-    p = _matrix_problem(4, distance=MAX_DISTANCE_M)
+    p = matrix_problem(4, distance=MAX_DISTANCE_M)
     p.vehicle_types[0].cost_per_km = MAX_COST  # each value legal, their product is not
     err = _solve_error(p)
     assert err.field == "problem.vehicle_types[0].cost_per_km" and "64-bit" in err.violations[0].description
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.vehicle_types[0].count, p.vehicle_types[0].fixed_cost = 1000, 1e11  # 1e19 units in all
     assert _solve_error(p).field == "problem.vehicle_types[0].fixed_cost"
 
@@ -245,10 +219,10 @@ def test_costs_beyond_the_range_name_the_cost() -> None:
 def test_loads_durations_and_speeds_beyond_the_range_are_refused() -> None:
     """Demands past MAX_LOAD, demands whose total overflows, service times of 1e300 s, a
     maximum route duration of 1e300 s and speeds that make durations overflow name their field."""
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.stops[0].demand[0] = MAX_LOAD + 1
     assert _solve_error(p).field == "problem.stops[0].demand[0]"
-    p = _matrix_problem(2)
+    p = matrix_problem(2)
     p.vehicle_types[0].capacity[0] = MAX_LOAD
     p.stops[0].demand[0] = MAX_LOAD
     for i in range(5_000):  # every stop legal, their total (5e18) is not
@@ -256,19 +230,19 @@ def test_loads_durations_and_speeds_beyond_the_range_are_refused() -> None:
     err = _solve_error(p, replace(DEFAULT_LIMITS, max_stops=10_000))
     crossing = ENGINE_INT_MAX // MAX_LOAD  # the first stop index whose running total passes 2^62
     assert err.field == f"problem.stops[{crossing}].demand[0]", err
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.stops[0].service_duration_s = 1e300
     assert _solve_error(p).field == "problem.stops[0].service_duration_s"
-    p = _matrix_problem(4)
+    p = matrix_problem(4)
     p.vehicle_types[0].max_route_duration_s = 1e300
     assert _solve_error(p).field == "problem.vehicle_types[0].max_route_duration_s"
-    p = _matrix_problem(4, distance=MAX_DISTANCE_M)
+    p = matrix_problem(4, distance=MAX_DISTANCE_M)
     p.speed_model.speed_m_per_s = 0.5  # durations = distances / speed = 2e9 s
     assert _solve_error(p).field == "problem.speed_model.speed_m_per_s"
-    p = _coordinate_problem(3)
+    p = coordinate_problem(3)
     p.speed_model.speed_m_per_s = 1e-3
     assert _solve_error(p).field == "problem.speed_model.speed_m_per_s"
-    p = _coordinate_problem(3)
+    p = coordinate_problem(3)
     p.speed_model.detour_factor = 1e300
     assert _solve_error(p).field == "problem.speed_model.detour_factor"
 
@@ -277,7 +251,7 @@ def test_loads_durations_and_speeds_beyond_the_range_are_refused() -> None:
 def test_seeds_outside_pyvrps_range_name_options_seed(seed: int) -> None:
     """A seed of -2^63 (INTERNAL from PyVRP before the fix) or anything outside 0..2^32-1 is
     INVALID_ARGUMENT naming options.seed."""
-    err = _solve_error(_matrix_problem(3), options=routing_pb2.SolveOptions(seed=seed))
+    err = _solve_error(matrix_problem(3), options=routing_pb2.SolveOptions(seed=seed))
     assert err.field == "options.seed" and str(MAX_SEED) in err.violations[0].description
 
 
@@ -310,7 +284,7 @@ def test_out_of_range_durations_are_invalid_argument(seconds: int, nanos: int) -
     assert err.value.field == "time_limit"
     options = routing_pb2.SolveOptions()
     options.time_limit.seconds, options.time_limit.nanos = seconds, nanos
-    assert _solve_error(_matrix_problem(3), options=options).field == "options.time_limit"
+    assert _solve_error(matrix_problem(3), options=options).field == "options.time_limit"
     assert duration_s(Duration(seconds=MAX_DURATION_SECONDS), "d") == MAX_DURATION_SECONDS
 
 

@@ -13,6 +13,7 @@ import pytest
 from contract_paths import field_exists
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
+from routing_requests import coordinate_problem, matrix_problem
 from wasteml_testing import DATA_DIR, bad_request
 
 from wasteml.client import WastemlClient
@@ -28,33 +29,6 @@ def _options(seconds: float = 1.0, **kw) -> routing_pb2.SolveOptions:
     out = routing_pb2.SolveOptions(**kw)
     out.time_limit.FromNanoseconds(int(seconds * 1e9))
     return out
-
-
-def _coordinate_problem(stops: int, count: int = 1) -> routing_pb2.Problem:
-    """A depot at the real Blantyre yard and ``stops`` stops by coordinates around it."""
-    rng = np.random.default_rng(11)
-    p = routing_pb2.Problem(name="coords")
-    p.depots.add(id="yard", location=common_pb2.GeoPoint(latitude_deg=-15.7861, longitude_deg=35.0058))
-    p.vehicle_types.add(id="truck", count=count, capacity=[10_000])
-    for i in range(stops):
-        p.stops.add(id=f"s{i}", demand=[1], location=common_pb2.GeoPoint(
-            latitude_deg=-15.79 + rng.uniform(-0.05, 0.05), longitude_deg=35.01 + rng.uniform(-0.05, 0.05)))
-    return p
-
-
-def _matrix_problem(distance: float = 100.0, duration: float | None = None) -> routing_pb2.Problem:
-    n = 4
-    p = routing_pb2.Problem(name="matrix")
-    p.depots.add(id="d", location_index=0)
-    p.vehicle_types.add(id="t", count=1, capacity=[100])
-    for i in range(1, n):
-        p.stops.add(id=f"s{i}", location_index=i, demand=[1])
-    p.matrix.size = n
-    off = ~np.eye(n, dtype=bool).ravel()
-    p.matrix.distances_m.extend(np.where(off, distance, 0.0).tolist())
-    if duration is not None:
-        p.matrix.durations_s.extend(np.where(off, duration, 0.0).tolist())
-    return p
 
 
 def _invalid(call, request, descriptor=SOLVE) -> tuple[str, str, float]:
@@ -81,16 +55,16 @@ def test_each_routing_finding_is_invalid_argument_naming_the_field(client: Waste
     tiny.depots.add(location_index=0)
     tiny.vehicle_types.add(count=1, capacity=[1])
     tiny.stops.add(id="s", location_index=1, demand=[1])
-    costly = _matrix_problem()
+    costly = matrix_problem()
     costly.vehicle_types[0].fixed_cost = 1e300
     cases = [
         (tiny, _options(), "problem.matrix.size"),
-        (_coordinate_problem(6000), _options(), "problem.stops"),
-        (_coordinate_problem(5, count=20_000), _options(), "problem.vehicle_types[0].count"),
-        (_matrix_problem(distance=1e19), _options(), "problem.matrix.distances_m[1]"),
-        (_matrix_problem(duration=1e19), _options(), "problem.matrix.durations_s[1]"),
+        (coordinate_problem(6000, seed=11), _options(), "problem.stops"),
+        (coordinate_problem(5, count=20_000, seed=11), _options(), "problem.vehicle_types[0].count"),
+        (matrix_problem(distance=1e19), _options(), "problem.matrix.distances_m[1]"),
+        (matrix_problem(duration=1e19), _options(), "problem.matrix.durations_s[1]"),
         (costly, _options(), "problem.vehicle_types[0].fixed_cost"),
-        (_matrix_problem(), _options(seed=-(2**63), engine=routing_pb2.ENGINE_PYVRP), "options.seed"),
+        (matrix_problem(), _options(seed=-(2**63), engine=routing_pb2.ENGINE_PYVRP), "options.seed"),
     ]
     for problem, options, field in cases:
         for call, request in ((client.routing.Solve, routing_pb2.SolveRequest(problem=problem, options=options)),
@@ -101,7 +75,7 @@ def test_each_routing_finding_is_invalid_argument_naming_the_field(client: Waste
             assert elapsed < 2.0, (field, elapsed)
     huge_limit = routing_pb2.SolveOptions()
     huge_limit.time_limit.seconds = 2**62
-    got, _, _ = _invalid(client.routing.Solve, routing_pb2.SolveRequest(problem=_matrix_problem(), options=huge_limit))
+    got, _, _ = _invalid(client.routing.Solve, routing_pb2.SolveRequest(problem=matrix_problem(), options=huge_limit))
     assert got == "options.time_limit"
 
 
@@ -152,7 +126,7 @@ def test_health_answers_while_the_largest_legal_problem_is_converted(client: Was
     answering: its p99 latency exceeds the idle p99 by less than 100 ms. (Before the fix the
     conversion ran on the event loop and health waited for all of it.)"""
     request = routing_pb2.SubmitJobRequest(
-        problem=_coordinate_problem(DEFAULT_LIMITS.max_coordinate_locations - 1),
+        problem=coordinate_problem(DEFAULT_LIMITS.max_coordinate_locations - 1, seed=11),
         options=_options(1.0, engine=routing_pb2.ENGINE_PYVRP))
     t0 = time.perf_counter()
     problem_from_proto(request.problem)
