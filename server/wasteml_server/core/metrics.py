@@ -6,7 +6,12 @@ dependency/model name; never request or document ids.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from wasteml_server.core.common import FallbackNotice
 
 #: Latency buckets in seconds, from sub-millisecond inference to multi-minute solver jobs.
 LATENCY_BUCKETS_S = (
@@ -55,6 +60,21 @@ SOLVER_QUEUE_CAPACITY = Gauge(
     "wasteml_solver_queue_capacity",
     "Jobs that may wait for a worker before submits get RESOURCE_EXHAUSTED (solver_queue_size).",
 )
+
+
+FALLBACKS = Counter(
+    "wasteml_fallbacks",
+    "Calls (or parts of calls) served by a declared fallback, by the dependency not used and what "
+    "served instead (the same words as the reply's FallbackNotice).",
+    ["dependency", "served_by"],
+)
+
+
+def count_fallback(notice: FallbackNotice) -> FallbackNotice:
+    """Count one declared fallback in ``wasteml_fallbacks_total``; returns the notice (so a
+    reply can be built as ``fallbacks=[count_fallback(FallbackNotice(...))]``)."""
+    FALLBACKS.labels(notice.dependency, notice.served_by).inc()
+    return notice
 
 
 def start_metrics_server(port: int, host: str) -> int:

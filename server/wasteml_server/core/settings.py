@@ -210,6 +210,11 @@ class Settings(BaseSettings):
     redis_retry_after_s: float = Field(5.0, ge=0)
     """After a Redis error, serve cache misses for this long before trying Redis again, s."""
 
+    fallbacks_enabled: bool = True
+    """Serve calls by their declared fallbacks while a dependency is down (in-process models,
+    heuristics, skipped stages; each reply names what served it in ``fallbacks``); false: such
+    calls fail with UNAVAILABLE instead, for callers that prefer to retry elsewhere."""
+
     # --- Milvus ------------------------------------------------------------------------------
     milvus_uri: str = "var/milvus.db"
     """Milvus URI: a local file path (Milvus Lite) or ``http://host:19530`` (standalone/cluster)."""
